@@ -1,0 +1,236 @@
+package triage
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is a ticket's place in its lifecycle (SPEC section 1).
+type State string
+
+// The ticket states.
+const (
+	StateReceived       State = "received"
+	StateTriaged        State = "triaged"
+	StateAwaitingReview State = "awaiting_review"
+	StateReplied        State = "replied"
+	StateResolved       State = "resolved"
+	StateFollowedUp     State = "followed_up"
+	StateClosed         State = "closed"
+	StateEscalated      State = "escalated"
+	StateReopened       State = "reopened"
+)
+
+// transitions lists, per state, the states it may move to. Escalation is
+// reachable from every open state; reopening from a resolved ticket.
+var transitions = map[State][]State{
+	StateReceived:       {StateTriaged, StateEscalated},
+	StateTriaged:        {StateAwaitingReview, StateEscalated},
+	StateAwaitingReview: {StateReplied, StateEscalated, StateResolved},
+	StateReplied:        {StateResolved, StateEscalated},
+	StateEscalated:      {StateReplied, StateResolved, StateEscalated},
+	StateReopened:       {StateAwaitingReview, StateReplied, StateResolved, StateEscalated},
+	StateResolved:       {StateFollowedUp, StateReopened, StateClosed},
+	StateFollowedUp:     {StateClosed, StateReopened},
+	StateClosed:         {StateReopened},
+}
+
+// Open reports whether a ticket in state s still needs work from a person.
+func (s State) Open() bool {
+	switch s {
+	case StateResolved, StateFollowedUp, StateClosed:
+		return false
+	}
+	return true
+}
+
+// CanTransition reports whether a ticket may move from s to next.
+func (s State) CanTransition(next State) bool { return slices.Contains(transitions[s], next) }
+
+// Customer is one person, merged across sources by normalised identity.
+type Customer struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name,omitempty"`
+	Email       string    `json:"email,omitempty"`
+	SlackUserID string    `json:"slack_user_id,omitempty"`
+	Handle      string    `json:"handle,omitempty"`
+	Tags        []string  `json:"tags,omitempty"`
+	VIP         bool      `json:"vip,omitempty"`
+	Lifetime    Money     `json:"lifetime_spend"`
+	FirstSeen   time.Time `json:"first_seen"`
+}
+
+// CustomerKey returns the normalised identity keys of a customer, strongest
+// first: a lower-cased email, a Slack user ID, a platform handle.
+func CustomerKey(email, slackUserID, handle string) []string {
+	var keys []string
+	if e := strings.ToLower(strings.TrimSpace(email)); e != "" {
+		keys = append(keys, "email:"+e)
+	}
+	if u := strings.TrimSpace(slackUserID); u != "" {
+		keys = append(keys, "slack:"+u)
+	}
+	if h := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(handle), "@")); h != "" {
+		keys = append(keys, "handle:"+h)
+	}
+	return keys
+}
+
+// Inbound is one customer message normalised from any source (SPEC section 2).
+type Inbound struct {
+	Source      Source    `json:"source"`
+	Channel     string    `json:"channel,omitempty"` // email, chat, social, review, slack
+	ExternalID  string    `json:"external_id"`
+	Customer    Customer  `json:"customer"`
+	Subject     string    `json:"subject,omitempty"`
+	Body        string    `json:"body"`
+	Attachments []string  `json:"attachments,omitempty"`
+	OrderRef    string    `json:"order_ref,omitempty"`
+	OrderAmount Money     `json:"order_amount"`
+	ReceivedAt  time.Time `json:"received_at"`
+	// ReplyTo is where a reply goes back: a Slack channel and thread, an email
+	// Message-ID, or an outbound webhook URL; its meaning depends on Source.
+	ReplyTo string `json:"reply_to,omitempty"`
+}
+
+// Text returns the subject and body as one string for classification.
+func (in Inbound) Text() string {
+	if in.Subject == "" {
+		return in.Body
+	}
+	return in.Subject + "\n" + in.Body
+}
+
+// Entry is one message appended to a ticket (a thread reply, an email in the
+// same thread).
+type Entry struct {
+	At     time.Time `json:"at"`
+	Author string    `json:"author"`
+	Body   string    `json:"body"`
+}
+
+// Route is where a ticket goes: the channel, who to mention, and whether it is
+// escalated on arrival.
+type Route struct {
+	Channel  string   `json:"channel"`
+	Mentions []string `json:"mentions,omitempty"`
+	Escalate bool     `json:"escalate,omitempty"`
+	// Name identifies the matching route for explanations ("routes[0]").
+	Name string `json:"name,omitempty"`
+}
+
+// Override records a person changing one classification field.
+type Override struct {
+	Field string    `json:"field"`
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	By    string    `json:"by"`
+	At    time.Time `json:"at"`
+}
+
+// Ticket is one customer issue from intake to close. Records are versioned:
+// fields are only ever added, so older records decode with zero values.
+type Ticket struct {
+	ID         string    `json:"id"`
+	Source     Source    `json:"source"`
+	Channel    string    `json:"channel,omitempty"`
+	ExternalID string    `json:"external_id"`
+	CustomerID string    `json:"customer_id"`
+	Subject    string    `json:"subject,omitempty"`
+	Body       string    `json:"body"`
+	Entries    []Entry   `json:"entries,omitempty"`
+	OrderRef   string    `json:"order_ref,omitempty"`
+	ReplyTo    string    `json:"reply_to,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	State      State     `json:"state"`
+
+	// Classification is the current reading, after rules and any override.
+	Classification Classification `json:"classification"`
+	// Original is the classification as triage produced it, kept so that
+	// overrides can be measured.
+	Original Classification `json:"original"`
+	// ClassifiedBy is "model" or "rules"; RulesReason says why the model was
+	// not used when it is "rules".
+	ClassifiedBy string    `json:"classified_by"`
+	RulesReason  string    `json:"rules_reason,omitempty"`
+	Triggers     []Trigger `json:"triggers,omitempty"`
+	Route        Route     `json:"route"`
+	// NeedsApproval is set when only configured approvers may approve.
+	NeedsApproval bool `json:"needs_approval,omitempty"`
+
+	Brief     string     `json:"brief,omitempty"`
+	Draft     string     `json:"draft,omitempty"`
+	Sent      string     `json:"sent,omitempty"`
+	Overrides []Override `json:"overrides,omitempty"`
+	// DraftRevision is the normalised edit distance between the draft and the
+	// sent reply, in [0, 1]; negative when no model draft was sent.
+	DraftRevision float64 `json:"draft_revision"`
+	DraftSent     bool    `json:"draft_sent,omitempty"`
+	Reviewed      bool    `json:"reviewed,omitempty"`
+
+	FirstResponseAt  time.Time `json:"first_response_at"`
+	EscalatedAt      time.Time `json:"escalated_at"`
+	Escalations      int       `json:"escalations,omitempty"`
+	ResolvedAt       time.Time `json:"resolved_at"`
+	RootCause        string    `json:"root_cause,omitempty"`
+	ResolutionNote   string    `json:"resolution_note,omitempty"`
+	ResolutionMethod string    `json:"resolution_method,omitempty"`
+	ResolutionAmount Money     `json:"resolution_amount"`
+	Assignee         string    `json:"assignee,omitempty"`
+
+	FollowUpDue    time.Time `json:"follow_up_due"`
+	FollowUpSentAt time.Time `json:"follow_up_sent_at"`
+	Rating         int       `json:"rating,omitempty"` // 1–5, 0 when unanswered
+
+	Slack SlackRef `json:"slack"`
+}
+
+// SlackRef is where a ticket's card was posted.
+type SlackRef struct {
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+}
+
+// Transition moves t to next, or returns ErrInvalidTransition.
+func (t *Ticket) Transition(next State) error {
+	if !t.State.CanTransition(next) {
+		return fmt.Errorf("ticket %s from %s to %s: %w", t.ID, t.State, next, ErrInvalidTransition)
+	}
+	t.State = next
+	return nil
+}
+
+// AuditEvent records one state change: who, what, when, before and after
+// (SPEC section 1, invariant 5).
+type AuditEvent struct {
+	TicketID string    `json:"ticket_id"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"` // Slack user ID or "system"
+	Action   string    `json:"action"`
+	From     State     `json:"from"`
+	To       State     `json:"to"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// ActorSystem is the actor of automatic changes.
+const ActorSystem = "system"
+
+// Trigger is one escalation rule of SPEC section 3.3 that fired for a ticket.
+type Trigger struct {
+	// Rule is the rule's name: legal, safety, reputation, vip, repeat, refund.
+	Rule string `json:"rule"`
+	// Flag is the flag the rule sets (refund above the approval threshold sets
+	// policy_exception).
+	Flag Flag `json:"flag"`
+	// Reason says what fired, for the card and the audit log, e.g.
+	// `"sue" (en)` or "refund USD 240.00 above approval threshold 100".
+	Reason string `json:"reason"`
+	// Owner is the owner key (config owners) to mention; empty for none.
+	Owner string `json:"owner,omitempty"`
+	// Escalate is set when the rule escalates the ticket on arrival.
+	Escalate bool `json:"escalate,omitempty"`
+	// NeedsApproval is set when only configured approvers may approve.
+	NeedsApproval bool `json:"needs_approval,omitempty"`
+}
