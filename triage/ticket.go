@@ -95,14 +95,6 @@ type Inbound struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 }
 
-// Text returns the subject and body as one string for classification.
-func (in Inbound) Text() string {
-	if in.Subject == "" {
-		return in.Body
-	}
-	return in.Subject + "\n" + in.Body
-}
-
 // Entry is one message appended to a ticket (a thread reply, an email in the
 // same thread).
 type Entry struct {

@@ -1,0 +1,214 @@
+package triage
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// AcceptedRevision is the largest normalised edit distance at which a sent
+// draft still counts as accepted (SPEC section 7: "under 20%").
+const AcceptedRevision = 0.2
+
+// Percentiles holds p50 and p90 of a duration in seconds; nil when no ticket
+// in the window has the figure.
+type Percentiles struct {
+	P50 *float64 `json:"p50_s"`
+	P90 *float64 `json:"p90_s"`
+}
+
+// CSAT is recovery satisfaction from follow-up ratings.
+type CSAT struct {
+	Mean           *float64 `json:"mean"`
+	SatisfiedShare *float64 `json:"satisfied_share"`
+	ResponseRate   *float64 `json:"response_rate"`
+}
+
+// Metrics are the eight service metrics of SPEC section 7 over the tickets
+// received in one window. A figure with no data is nil (JSON null).
+type Metrics struct {
+	Window            string      `json:"window"`
+	Received          int         `json:"received"`
+	FirstResponseTime Percentiles `json:"first_response_time"`
+	ResolutionTime    Percentiles `json:"resolution_time"`
+	EscalationRate    *float64    `json:"escalation_rate"`
+	DraftAcceptance   *float64    `json:"ai_draft_acceptance_rate"`
+	HumanOverrideRate *float64    `json:"human_override_rate"`
+	RepeatComplaint   *float64    `json:"repeat_complaint_rate"`
+	RecoveryCSAT      CSAT        `json:"recovery_csat"`
+	RootCauseCoverage *float64    `json:"root_cause_coverage"`
+}
+
+// MetricsAccumulator computes Metrics in one pass over a window's tickets,
+// holding only what the percentiles and the repeat rule need.
+type MetricsAccumulator struct {
+	window                        string
+	received                      int
+	firstResponse, resolution     []float64
+	escalated                     int
+	draftsSent, draftsAccepted    int
+	reviewed, overridden          int
+	resolved, withRootCause       int
+	followUps, ratings, satisfied int
+	ratingSum                     int
+	byCustomerType                map[string]map[Type][]time.Time
+}
+
+// NewMetricsAccumulator starts an accumulator for a window named like "30d".
+func NewMetricsAccumulator(window string) *MetricsAccumulator {
+	return &MetricsAccumulator{window: window, byCustomerType: map[string]map[Type][]time.Time{}}
+}
+
+// Add counts one ticket received in the window.
+func (a *MetricsAccumulator) Add(t Ticket) {
+	a.received++
+	if !t.FirstResponseAt.IsZero() {
+		a.firstResponse = append(a.firstResponse, t.FirstResponseAt.Sub(t.ReceivedAt).Seconds())
+	}
+	if !t.ResolvedAt.IsZero() {
+		a.resolution = append(a.resolution, t.ResolvedAt.Sub(t.ReceivedAt).Seconds())
+		a.resolved++
+		if t.RootCause != "" {
+			a.withRootCause++
+		}
+	}
+	if t.Escalations > 0 {
+		a.escalated++
+	}
+	if t.DraftSent {
+		a.draftsSent++
+		if t.DraftRevision >= 0 && t.DraftRevision < AcceptedRevision {
+			a.draftsAccepted++
+		}
+	}
+	if t.Reviewed {
+		a.reviewed++
+		if len(t.Overrides) > 0 {
+			a.overridden++
+		}
+	}
+	if !t.FollowUpSentAt.IsZero() {
+		a.followUps++
+		if t.Rating >= 1 && t.Rating <= 5 {
+			a.ratings++
+			a.ratingSum += t.Rating
+			if t.Rating >= 4 {
+				a.satisfied++
+			}
+		}
+	}
+	if t.CustomerID != "" {
+		types := a.byCustomerType[t.CustomerID]
+		if types == nil {
+			types = map[Type][]time.Time{}
+			a.byCustomerType[t.CustomerID] = types
+		}
+		types[t.Classification.Type] = append(types[t.Classification.Type], t.ReceivedAt)
+	}
+}
+
+// Result returns the metrics of every ticket added so far.
+func (a *MetricsAccumulator) Result() Metrics {
+	m := Metrics{Window: a.window, Received: a.received}
+	m.FirstResponseTime = percentiles(a.firstResponse)
+	m.ResolutionTime = percentiles(a.resolution)
+	m.EscalationRate = ratio(a.escalated, a.received)
+	m.DraftAcceptance = ratio(a.draftsAccepted, a.draftsSent)
+	m.HumanOverrideRate = ratio(a.overridden, a.reviewed)
+	m.RootCauseCoverage = ratio(a.withRootCause, a.resolved)
+	m.RepeatComplaint = ratio(a.repeatCustomers(), len(a.byCustomerType))
+	if a.ratings > 0 {
+		m.RecoveryCSAT.Mean = ptr(float64(a.ratingSum) / float64(a.ratings))
+	}
+	m.RecoveryCSAT.SatisfiedShare = ratio(a.satisfied, a.ratings)
+	m.RecoveryCSAT.ResponseRate = ratio(a.ratings, a.followUps)
+	return m
+}
+
+// repeatCustomers counts customers with two tickets of the same type received
+// within 30 days of each other.
+func (a *MetricsAccumulator) repeatCustomers() int {
+	const repeatWindow = 30 * 24 * time.Hour
+	n := 0
+	for _, types := range a.byCustomerType {
+		for _, times := range types {
+			if hasPairWithin(times, repeatWindow) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+func hasPairWithin(times []time.Time, d time.Duration) bool {
+	if len(times) < 2 {
+		return false
+	}
+	sorted := slices.SortedFunc(slices.Values(times), func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].Sub(sorted[i-1]) <= d {
+			return true
+		}
+	}
+	return false
+}
+
+// ComputeMetrics is the one-shot form of MetricsAccumulator.
+func ComputeMetrics(window string, tickets []Ticket) Metrics {
+	a := NewMetricsAccumulator(window)
+	for _, t := range tickets {
+		a.Add(t)
+	}
+	return a.Result()
+}
+
+// percentiles uses the nearest-rank method: p is the smallest value with at
+// least p% of values at or below it, so every figure is one that happened.
+func percentiles(vs []float64) Percentiles {
+	if len(vs) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(vs)
+	rank := func(p float64) *float64 {
+		i := int(math.Ceil(p/100*float64(len(vs)))) - 1
+		return ptr(vs[max(i, 0)])
+	}
+	return Percentiles{P50: rank(50), P90: rank(90)}
+}
+
+func ratio(num, den int) *float64 {
+	if den == 0 {
+		return nil
+	}
+	return ptr(float64(num) / float64(den))
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// NormalizedEditDistance is the Levenshtein distance between a and b in
+// characters divided by the longer length: 0 for equal texts, 1 for nothing
+// in common. Two empty texts are equal.
+func NormalizedEditDistance(a, b string) float64 {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) == 0 && len(rb) == 0 {
+		return 0
+	}
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return float64(prev[len(rb)]) / float64(max(len(ra), len(rb)))
+}
