@@ -1,0 +1,212 @@
+// Package store keeps casebot's state in one bbolt file (SPEC sections 1 and
+// 8) and implements triage.Tickets on it.
+//
+// Bucket layout (all keys and values are bytes; "+" is concatenation, "\x00"
+// a separator byte, ts an 8-byte big-endian received-at in Unix nanoseconds
+// with the sign bit flipped so that byte order is time order):
+//
+//	meta          "schema_version" → decimal schema version
+//	              "ticket_count"   → 8-byte big-endian number of tickets
+//	tickets       ticket ID → versioned Ticket record
+//	customers     customer ID → versioned Customer record
+//	identity      normalised identity key (triage.CustomerKey) → customer ID
+//	external      source + "\x00" + external ID → ticket ID
+//	by_time       ts + ticket ID → ticket ID
+//	by_customer   customer ID + "\x00" + ts + ticket ID → ticket ID
+//	audit         ticket ID + "\x00" + 8-byte big-endian sequence → versioned AuditEvent
+//
+// The time-ordered indexes exist so that a window query seeks to the start of
+// its window and stops at its end instead of scanning every ticket.
+//
+// Records are JSON in an envelope {"v":1,"data":{...}}. Decoding ignores
+// unknown fields and leaves missing ones zero, so a field can be added to a
+// domain type without a migration; a record from a newer, unknown version is
+// refused with an error that names the version.
+//
+// A ticket, its index entries and its audit event are always written in one
+// bbolt transaction, which bbolt commits with an fsync: once Create returns
+// the ticket survives a crash (SPEC invariant 1).
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/casebot/casebot/triage"
+)
+
+// SchemaVersion is the layout version this package reads and writes; it is
+// stored in the meta bucket so an older binary refuses a newer file.
+const SchemaVersion = 1
+
+// Sentinel errors that callers branch on.
+var (
+	// ErrLocked is returned by Open when another process (or another open
+	// handle in this process) holds the database file.
+	ErrLocked = errors.New("database file is locked")
+	// ErrCorrupt is returned when a stored record or index entry cannot be
+	// decoded.
+	ErrCorrupt = errors.New("corrupt record")
+)
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketTickets    = []byte("tickets")
+	bucketCustomers  = []byte("customers")
+	bucketIdentity   = []byte("identity")
+	bucketExternal   = []byte("external")
+	bucketByTime     = []byte("by_time")
+	bucketByCustomer = []byte("by_customer")
+	bucketAudit      = []byte("audit")
+
+	allBuckets = [][]byte{bucketMeta, bucketTickets, bucketCustomers, bucketIdentity,
+		bucketExternal, bucketByTime, bucketByCustomer, bucketAudit}
+
+	keySchemaVersion = []byte("schema_version")
+	keyTicketCount   = []byte("ticket_count")
+)
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process before failing with ErrLocked; default 1s.
+	LockTimeout time.Duration
+	// Clock stamps audit events and tickets without a received-at time;
+	// default triage.SystemClock.
+	Clock triage.Clock
+}
+
+// DB is the bbolt-backed store. It is safe for concurrent use.
+type DB struct {
+	bolt  *bolt.DB
+	clock triage.Clock
+	path  string
+	group groupCommitter
+}
+
+// Open opens or creates the database file at path with mode 0600 (it holds
+// customer data) and prepares its buckets.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = triage.SystemClock{}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: the file is in use by another casebot process (no lock within %s): %w",
+			path, opts.LockTimeout, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := b.Update(initSchema); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &DB{bolt: b, clock: opts.Clock, path: path}, nil
+}
+
+// initSchema creates missing buckets and records the schema version, refusing
+// a file written by a newer layout.
+func initSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	raw := meta.Get(keySchemaVersion)
+	if raw == nil {
+		return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
+	}
+	v, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return fmt.Errorf("schema version %q: %w", raw, ErrCorrupt)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this casebot supports (%d)", v, SchemaVersion)
+	}
+	return nil
+}
+
+// Path returns the file the store was opened from.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file and its lock.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// timeKey encodes t so that byte order is time order, clamping times outside
+// the range of Unix nanoseconds (the zero time.Time, for instance) to the
+// smallest or largest key.
+func timeKey(t time.Time) [8]byte {
+	var n int64
+	switch {
+	case t.Before(minTime):
+		n = minNanos
+	case t.After(maxTime):
+		n = maxNanos
+	default:
+		n = t.UnixNano()
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(n)^(1<<63))
+	return k
+}
+
+const (
+	minNanos = -1 << 63
+	maxNanos = 1<<63 - 1
+)
+
+var (
+	minTime = time.Unix(0, minNanos)
+	maxTime = time.Unix(0, maxNanos)
+)
+
+// join concatenates key parts into a fresh slice.
+func join(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+var sep = []byte{0}
+
+func externalKey(src triage.Source, externalID string) []byte {
+	return join([]byte(src), sep, []byte(externalID))
+}
+
+func byTimeKey(received time.Time, ticketID string) []byte {
+	ts := timeKey(received)
+	return join(ts[:], []byte(ticketID))
+}
+
+func byCustomerKey(customerID string, received time.Time, ticketID string) []byte {
+	ts := timeKey(received)
+	return join([]byte(customerID), sep, ts[:], []byte(ticketID))
+}
+
+func auditKey(ticketID string, seq uint64) []byte {
+	var s [8]byte
+	binary.BigEndian.PutUint64(s[:], seq)
+	return join([]byte(ticketID), sep, s[:])
+}
