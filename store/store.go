@@ -25,7 +25,10 @@
 //
 // A ticket, its index entries and its audit event are always written in one
 // bbolt transaction, which bbolt commits with an fsync: once Create returns
-// the ticket survives a crash (SPEC invariant 1).
+// the ticket survives a crash (SPEC invariant 1). Concurrent Creates share a
+// transaction, and so an fsync, when they arrive while a commit is running;
+// an Update's change and its audit event likewise commit together or not at
+// all (invariant 5).
 package store
 
 import (
@@ -136,9 +139,6 @@ func initSchema(tx *bolt.Tx) error {
 	}
 	return nil
 }
-
-// Path returns the file the store was opened from.
-func (db *DB) Path() string { return db.path }
 
 // Close releases the file and its lock.
 func (db *DB) Close() error {

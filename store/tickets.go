@@ -87,11 +87,11 @@ func (db *DB) Create(ctx context.Context, t *triage.Ticket, customer triage.Cust
 // clip shortens untrusted text quoted in an error so a hostile external ID
 // cannot flood the logs.
 func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
+	const limit = 80
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "…"
+	return s[:limit] + "…"
 }
 
 // createTx is the body of Create's transaction: it returns the stored ticket,
