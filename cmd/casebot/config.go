@@ -256,9 +256,8 @@ func (c Config) Validate() error {
 	return &ConfigError{File: "config", Problems: v.probs}
 }
 
-// sortProblems orders problems by line; those without a line (built-in
-// defaults) go last. The sort is stable so one line's problems keep the
-// order they were found in.
+// sortConfigProblems orders problems by line; those without a line go last.
+// The sort is stable so one line's problems keep the order they were found in.
 func sortConfigProblems(ps []Problem) {
 	slices.SortStableFunc(ps, func(a, b Problem) int {
 		if (a.Line == 0) != (b.Line == 0) {
@@ -469,7 +468,7 @@ func (d *configDecoder) mergeSources(v ast.Node, path string, line int) []yamlEn
 // eachEntry calls fn for every key of the mapping n with its resolved value,
 // after rejecting keys that look like secrets.
 func (d *configDecoder) eachEntry(n ast.Node, path string, fn func(key string, v ast.Node, path string)) {
-	m, ok := yamlMapping(n)
+	m, ok := n.(*ast.MappingNode)
 	if !ok {
 		d.typeError(path, n, "a mapping of settings")
 		return
@@ -639,8 +638,8 @@ func configMatchFields(d *configDecoder, m *triage.Match) yamlFields {
 	}
 }
 
-// configEnumList decodes a list of enum values; the values themselves are checked
-// by the configValidator.
+// configEnumList decodes a list of enum values; the values themselves are
+// checked by the validator.
 func configEnumList[T ~string](d *configDecoder, dst *[]T) yamlSetter {
 	return func(v ast.Node, p string) {
 		var ss []string
@@ -1109,8 +1108,8 @@ func (v *configValidator) followUp(f FollowUpConfig) {
 	}
 }
 
-// unknownKeyHint suggests the intended key for a typo, points secrets and
-// addresses to the environment, or lists the keys allowed at that level.
+// unknownConfigKeyHint suggests the intended key for a typo, points the Ollama
+// address to the environment, or lists the keys allowed at that level.
 func unknownConfigKeyHint(path, key string, allowed []string) string {
 	if path == "ollama.host" || path == "ollama.url" || path == "ollama.address" {
 		return fmt.Sprintf(": the Ollama address comes from the %s environment variable", EnvOllamaHost)
@@ -1132,7 +1131,7 @@ func isSecretConfigKey(key string) bool {
 	return slices.ContainsFunc(secretKeyWords, func(w string) bool { return strings.Contains(k, w) })
 }
 
-// editDistance is the Levenshtein distance between two short keys.
+// configKeyDistance is the Levenshtein distance between two short keys.
 func configKeyDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
@@ -1164,7 +1163,7 @@ func pathLine(lines map[string]int, path string) int {
 	}
 }
 
-// parent strips the last ".key" or "[i]" from a path.
+// pathParent strips the last ".key" or "[i]" from a path.
 func pathParent(path string) string {
 	i := strings.LastIndexAny(path, ".[")
 	if i < 0 {
@@ -1211,7 +1210,7 @@ func yamlIsNull(n ast.Node) bool {
 	return ok
 }
 
-// isEmptyBody reports a document with nothing but comments.
+// yamlIsEmptyBody reports a document with nothing but comments.
 func yamlIsEmptyBody(n ast.Node) bool {
 	if n == nil {
 		return true
@@ -1220,19 +1219,7 @@ func yamlIsEmptyBody(n ast.Node) bool {
 	return ok
 }
 
-// asMapping accepts a mapping, or a lone key-value pair, which the parser
-// may produce for a one-key mapping.
-func yamlMapping(n ast.Node) (*ast.MappingNode, bool) {
-	switch m := n.(type) {
-	case *ast.MappingNode:
-		return m, true
-	case *ast.MappingValueNode:
-		return &ast.MappingNode{BaseNode: &ast.BaseNode{}, Values: []*ast.MappingValueNode{m}}, true
-	}
-	return nil, false
-}
-
-// scalarText returns a scalar's text; numbers and booleans count as text, so
+// yamlScalarText returns a scalar's text; numbers and booleans count as text, so
 // `currency: 840` or `channel: 123` read as written.
 func yamlScalarText(n ast.Node) (string, bool) {
 	switch v := n.(type) {
@@ -1259,7 +1246,7 @@ func yamlIntFloat(n *ast.IntegerNode) float64 {
 	return 0
 }
 
-// describe names what a value is for a type error; text is shortened so a
+// yamlDescribe names what a value is for a type error; text is shortened so a
 // value pasted in the wrong place does not end up whole in a log.
 func yamlDescribe(n ast.Node) string {
 	switch v := n.(type) {
@@ -1267,7 +1254,7 @@ func yamlDescribe(n ast.Node) string {
 		return "nothing"
 	case *ast.SequenceNode:
 		return "a list"
-	case *ast.MappingNode, *ast.MappingValueNode:
+	case *ast.MappingNode:
 		return "a mapping"
 	case *ast.StringNode:
 		return "the text " + quoteConfigValue(v.Value)

@@ -170,6 +170,10 @@ func TestConfigInvalidFiles(t *testing.T) {
 			{13, "routes[0].channel", `channel "#customer queue" contains spaces`},
 			{15, "acknowledgement.template", "is empty while the acknowledgement is enabled"},
 		}},
+		{"bad_keys.yml", []wantProblem{
+			{1, "", "keys must be plain text"},
+			{3, "routes[0]", "<< must merge a mapping or a list of mappings"},
+		}},
 		{"alias_undefined.yml", []wantProblem{
 			{1, "", "alias *zone refers to no anchor defined before it"},
 		}},
