@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/casebot/casebot/prompts"
+	"github.com/casebot/casebot/triage"
+)
+
+// Classifier names accepted by --classifier.
+const (
+	classifierKeyword = "keyword"
+	classifierOllama  = "ollama"
+)
+
+// attachModel gives tr the Ollama classifier and drafter when asked for or
+// configured. With no --classifier, OLLAMA_HOST decides: set and answering
+// means the model, anything else the keyword classifier with a warning.
+// --classifier ollama insists: a server that does not answer or lacks the
+// model is an error. The returned function stops the model's queue.
+func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name string, stderr io.Writer) (func(), error) {
+	noop := func() {}
+	host := os.Getenv(EnvOllamaHost)
+	switch name {
+	case classifierKeyword:
+		return noop, nil
+	case "":
+		if host == "" {
+			return noop, nil
+		}
+	case classifierOllama:
+	default:
+		return nil, fmt.Errorf("%w: --classifier %q: use keyword or ollama", errUsage, name)
+	}
+	client, err := prompts.New(prompts.Options{
+		Host: host, Model: cfg.Ollama.Model, Timeout: cfg.Ollama.Timeout, DraftTimeout: cfg.Ollama.DraftTimeout,
+		KeepAlive: cfg.Ollama.KeepAlive, NumCtx: cfg.Ollama.NumCtx, Parallel: cfg.Ollama.Parallel,
+		Retries: cfg.Ollama.Retries, RootCauses: cfg.RootCauses, Languages: cfg.Languages,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ollama: %w", err)
+	}
+	if err := client.Check(ctx); err != nil {
+		if name == classifierOllama || errors.Is(err, prompts.ErrModelNotFound) {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "casebot: warning: %v; classifying with the built-in keyword rules\n", err)
+		return noop, nil
+	}
+	q := prompts.NewQueue(client)
+	tr.Model = modelClassifier{q.Classifier()}
+	tr.Drafter = q.Drafter()
+	return q.Close, nil
+}
+
+// modelClassifier labels the model's failures with a short kind for the card
+// and the audit log; the full error, which may hold server details, is not
+// shown to agents.
+type modelClassifier struct{ triage.Classifier }
+
+func (m modelClassifier) Classify(ctx context.Context, req triage.ClassifyRequest) (triage.Classification, error) {
+	c, err := m.Classifier.Classify(ctx, req)
+	if err != nil {
+		return c, kindError{err}
+	}
+	return c, nil
+}
+
+// kindError wraps a model error with the kind triage reports.
+type kindError struct{ error }
+
+func (e kindError) Unwrap() error { return e.error }
+
+// Kind names the failure: unavailable, model not found, invalid answer.
+func (e kindError) Kind() string {
+	switch {
+	case errors.Is(e.error, prompts.ErrModelNotFound):
+		return "model not found"
+	case errors.Is(e.error, prompts.ErrInvalidAnswer):
+		return "invalid answer"
+	case errors.Is(e.error, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "unavailable"
+}

@@ -1,0 +1,172 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrNotAuthorized is returned when a person without approval authority tries
+// to approve a ticket that needs it.
+var ErrNotAuthorized = errors.New("not authorized")
+
+// ResolutionMethods are the ways a ticket can be resolved (SPEC section 5).
+var ResolutionMethods = []string{"refund", "replacement", "store_credit", "information", "no_action"}
+
+// CanApprove reports whether actor may approve t: anyone, unless the ticket
+// needs approval authority, which only configured approvers have.
+func (c Config) CanApprove(actor string, t Ticket) bool {
+	return !t.NeedsApproval || slices.Contains(c.Approvers, actor)
+}
+
+// Approve records that actor sent reply to the customer. reply is what was
+// actually sent: the draft as written or as the agent edited it, so the
+// revision size can be measured.
+func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		if !s.Config.CanApprove(actor, *t) {
+			return AuditEvent{}, fmt.Errorf("approve ticket %s by %s: %w", t.ID, actor, ErrNotAuthorized)
+		}
+		if strings.TrimSpace(reply) == "" {
+			return AuditEvent{}, fmt.Errorf("approve ticket %s: empty reply", t.ID)
+		}
+		from := t.State
+		if err := t.Transition(StateReplied); err != nil {
+			return AuditEvent{}, err
+		}
+		now := s.Clock.Now()
+		if t.FirstResponseAt.IsZero() {
+			t.FirstResponseAt = now
+		}
+		if t.Draft != "" {
+			t.DraftSent = true
+			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
+		}
+		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
+		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
+			Detail: fmt.Sprintf("reply %d chars", len(reply))}, nil
+	})
+}
+
+// Override changes one classification field of a ticket as a person decided,
+// recording the change so the human override rate can be measured. Routing
+// is not redone: the card stays where it was posted.
+func (s *Triager) Override(ctx context.Context, id, actor, field, value string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		c := t.Classification
+		var old string
+		switch field {
+		case "type":
+			old, c.Type = string(c.Type), Type(value)
+		case "urgency":
+			old, c.Urgency = string(c.Urgency), Level(value)
+		case "sentiment":
+			old, c.Sentiment = string(c.Sentiment), Sentiment(value)
+		case "financial_risk":
+			old, c.FinancialRisk = string(c.FinancialRisk), Level(value)
+		default:
+			return AuditEvent{}, fmt.Errorf("override ticket %s: unknown field %q", t.ID, field)
+		}
+		if err := c.Validate(); err != nil {
+			return AuditEvent{}, fmt.Errorf("override ticket %s: %w", t.ID, err)
+		}
+		now := s.Clock.Now()
+		t.Classification, t.Reviewed = c, true
+		if old != value {
+			t.Overrides = append(t.Overrides, Override{Field: field, From: old, To: value, By: actor, At: now})
+		}
+		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "classification_changed",
+			From: t.State, To: t.State, Detail: fmt.Sprintf("%s: %s -> %s", field, old, value)}, nil
+	})
+}
+
+// Escalate hands a ticket to an owner with a reason. A ticket may be
+// escalated more than once; it counts once in the escalation rate.
+func (s *Triager) Escalate(ctx context.Context, id, actor, owner, reason string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		if err := t.Transition(StateEscalated); err != nil {
+			return AuditEvent{}, err
+		}
+		now := s.Clock.Now()
+		t.Escalations++
+		t.EscalatedAt, t.Reviewed, t.Assignee = now, true, owner
+		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "escalated", From: from, To: t.State,
+			Detail: fmt.Sprintf("owner %s: %s", owner, reason)}, nil
+	})
+}
+
+// Resolution is what a person records when resolving a ticket.
+type Resolution struct {
+	RootCause string
+	Note      string
+	Method    string
+	Amount    Money
+}
+
+// Resolve closes the work on a ticket with its root cause and schedules the
+// follow-up after the configured delay.
+func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, followUpAfter time.Duration) (Ticket, error) {
+	if r.RootCause != "" && !slices.Contains(s.Config.RootCauses, r.RootCause) {
+		return Ticket{}, fmt.Errorf("resolve ticket %s: root cause %q is not in the taxonomy", id, r.RootCause)
+	}
+	if r.Method != "" && !slices.Contains(ResolutionMethods, r.Method) {
+		return Ticket{}, fmt.Errorf("resolve ticket %s: unknown resolution method %q", id, r.Method)
+	}
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		if err := t.Transition(StateResolved); err != nil {
+			return AuditEvent{}, err
+		}
+		now := s.Clock.Now()
+		t.ResolvedAt = now
+		t.RootCause, t.ResolutionNote, t.ResolutionMethod, t.ResolutionAmount = r.RootCause, r.Note, r.Method, r.Amount
+		if followUpAfter > 0 {
+			t.FollowUpDue = now.Add(followUpAfter)
+		}
+		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "resolved", From: from, To: t.State,
+			Detail: fmt.Sprintf("root cause %q, method %q", r.RootCause, r.Method)}, nil
+	})
+}
+
+// FollowedUp records that the follow-up went out. Calling it again is a
+// no-op, so a crash between sending and marking cannot double-count.
+func (s *Triager) FollowedUp(ctx context.Context, id string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		if !t.FollowUpSentAt.IsZero() {
+			return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "follow_up_repeat",
+				From: from, To: from, Detail: "already sent"}, nil
+		}
+		if err := t.Transition(StateFollowedUp); err != nil {
+			return AuditEvent{}, err
+		}
+		t.FollowUpSentAt = s.Clock.Now()
+		return AuditEvent{TicketID: t.ID, At: t.FollowUpSentAt, Actor: ActorSystem, Action: "followed_up",
+			From: from, To: t.State}, nil
+	})
+}
+
+// Rate records the customer's follow-up rating. A rating of 1 or 2 reopens
+// the ticket so its owner looks again; 3 to 5 closes it.
+func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, error) {
+	if rating < 1 || rating > 5 {
+		return Ticket{}, fmt.Errorf("rate ticket %s: rating %d outside 1-5", id, rating)
+	}
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		next := StateClosed
+		if rating <= 2 {
+			next = StateReopened
+		}
+		if err := t.Transition(next); err != nil {
+			return AuditEvent{}, err
+		}
+		t.Rating = rating
+		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: "customer", Action: "rated",
+			From: from, To: t.State, Detail: fmt.Sprintf("rating %d", rating)}, nil
+	})
+}

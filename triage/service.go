@@ -1,0 +1,280 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Triager turns inbound messages into stored, classified and routed tickets.
+// Intake commits before anything slow happens; Classify never waits on the
+// model to route (a failing model falls back to the keyword classifier).
+type Triager struct {
+	Config  Config
+	Rules   *Rules
+	Router  *Router
+	Store   Tickets
+	Clock   Clock
+	Keyword Classifier
+	// Model is the preferred classifier; nil means rules only.
+	Model Classifier
+	// Drafter writes brief and draft; nil leaves them empty.
+	Drafter Drafter
+}
+
+// NewTriager builds a Triager from config with the keyword classifier; set
+// Model and Drafter afterwards to use a model.
+func NewTriager(cfg Config, store Tickets, clock Clock) (*Triager, error) {
+	rules, err := NewRules(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	router, err := NewRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	kw, err := NewKeywordClassifier(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("keyword classifier: %w", err)
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return &Triager{Config: cfg, Rules: rules, Router: router, Store: store, Clock: clock, Keyword: kw}, nil
+}
+
+// Intake stores an inbound message as a received ticket. It returns only
+// after the commit, so a source may acknowledge once it returns nil. A
+// message already stored returns the existing ticket and an error wrapping
+// ErrDuplicate.
+func (s *Triager) Intake(ctx context.Context, in Inbound) (Ticket, error) {
+	if in.ReceivedAt.IsZero() {
+		in.ReceivedAt = s.Clock.Now()
+	}
+	t := &Ticket{
+		Source: in.Source, Channel: in.Channel, ExternalID: in.ExternalID,
+		Subject: in.Subject, Body: in.Body, OrderRef: in.OrderRef, ReplyTo: in.ReplyTo,
+		ReceivedAt: in.ReceivedAt, State: StateReceived, DraftRevision: -1,
+		Classification: Classification{Amount: in.OrderAmount},
+	}
+	return s.Store.Create(ctx, t, in.Customer)
+}
+
+// Classify reads a received ticket with the rules and a classifier, routes it
+// and stores the result with its audit event. The model's answer may add
+// flags; MergeClassification makes sure it never removes a rule's.
+func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (Ticket, error) {
+	t, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return Ticket{}, err
+	}
+	history, err := s.history(ctx, t)
+	if err != nil {
+		return Ticket{}, err
+	}
+	a := s.Assess(ctx, ClassifyRequest{Text: ticketText(t), Channel: t.Channel, Customer: customer, History: history},
+		t.Classification.Amount)
+	c, by, reason, triggers := a.Classification, a.By, a.Reason, a.Triggers
+	route := s.Router.Route(c, t.Source, triggers)
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		t.Classification, t.Original = c, c
+		t.ClassifiedBy, t.RulesReason = by, reason
+		t.Triggers, t.Route = triggers, route
+		t.NeedsApproval = slices.ContainsFunc(triggers, func(tr Trigger) bool { return tr.NeedsApproval })
+		next := StateAwaitingReview
+		if route.Escalate {
+			next = StateEscalated
+			t.Escalations++
+			t.EscalatedAt = s.Clock.Now()
+		}
+		t.State = next
+		detail := fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s", c.Type, c.Urgency, c.Flags, route.Channel, by)
+		if reason != "" {
+			detail += " (" + reason + ")"
+		}
+		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "triaged",
+			From: from, To: next, Detail: detail}, nil
+	})
+}
+
+// Assessment is the outcome of reading one message: the merged
+// classification, who produced it and why, and the rules that fired.
+type Assessment struct {
+	Classification Classification
+	// By is "model" or "rules".
+	By string
+	// Reason says why the rules classified the message instead of the model.
+	Reason   string
+	Triggers []Trigger
+}
+
+// Assess evaluates the rules, asks the classifiers and merges the two. It
+// stores nothing, so eval and triage on the command line use it directly.
+// orderAmount is the amount at stake known from order data, if any.
+func (s *Triager) Assess(ctx context.Context, req ClassifyRequest, orderAmount Money) Assessment {
+	triggers := s.Rules.Evaluate(RuleInput{
+		Text: req.Text, Customer: req.Customer, Amount: orderAmount, PriorComplaints: len(req.History),
+	})
+	c, by, reason := s.classify(ctx, req)
+	c = s.MergeAmount(c, orderAmount)
+	return Assessment{Classification: MergeClassification(c, triggers), By: by, Reason: reason, Triggers: triggers}
+}
+
+// Process runs Intake then Classify: the path of every source.
+func (s *Triager) Process(ctx context.Context, in Inbound) (Ticket, error) {
+	t, err := s.Intake(ctx, in)
+	if err != nil {
+		return t, err
+	}
+	return s.Classify(ctx, t.ID, in.Customer)
+}
+
+// WriteDraft asks the drafter for the brief and draft reply of a ticket and
+// stores them. Nothing is sent: sending takes a person's click.
+func (s *Triager) WriteDraft(ctx context.Context, id string, customer Customer, policy string) (Ticket, error) {
+	if s.Drafter == nil {
+		return s.Store.Get(ctx, id)
+	}
+	t, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return Ticket{}, err
+	}
+	history, err := s.history(ctx, t)
+	if err != nil {
+		return Ticket{}, err
+	}
+	d, err := s.Drafter.Draft(ctx, DraftRequest{Ticket: t, Customer: customer, History: history, Policy: policy})
+	if err != nil {
+		return t, fmt.Errorf("draft ticket %s: %w", id, err)
+	}
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		t.Brief, t.Draft = d.Brief, d.Reply
+		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "drafted",
+			From: t.State, To: t.State, Detail: fmt.Sprintf("brief %d chars, draft %d chars", len(d.Brief), len(d.Reply))}, nil
+	})
+}
+
+// classify asks the model and falls back to the keyword classifier, saying
+// why. An answer that fails validation counts as a failure.
+func (s *Triager) classify(ctx context.Context, req ClassifyRequest) (Classification, string, string) {
+	if s.Model != nil {
+		c, err := s.Model.Classify(ctx, req)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil {
+			return c, "model", ""
+		}
+		reason := "model failed: " + errorKind(err)
+		kc, kerr := s.Keyword.Classify(ctx, req)
+		if kerr != nil {
+			return safeDefault(), "rules", reason + "; keyword classifier failed"
+		}
+		return kc, "rules", reason
+	}
+	kc, err := s.Keyword.Classify(ctx, req)
+	if err != nil {
+		return safeDefault(), "rules", "keyword classifier failed"
+	}
+	return kc, "rules", "no model configured"
+}
+
+// errorKind gives a short, non-sensitive reason for the card and the audit
+// log; raw errors may hold internals and stay in the process log.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, ErrInvalidClassification):
+		return "invalid answer"
+	}
+	var k interface{ Kind() string }
+	if errors.As(err, &k) {
+		return k.Kind()
+	}
+	return "unavailable"
+}
+
+// safeDefault is the reading used when no classifier answers at all: it errs
+// towards a person looking soon.
+func safeDefault() Classification {
+	return Classification{Type: TypeOther, Sentiment: SentimentNeutral, Urgency: LevelMedium,
+		FinancialRisk: LevelLow, Language: "en"}
+}
+
+// MergeAmount sets the amount at stake to the larger of the classifier's and
+// the order's, and raises financial risk to what the thresholds say of it.
+func (s *Triager) MergeAmount(c Classification, order Money) Classification {
+	if order.Minor > c.Amount.Minor {
+		c.Amount = order
+	}
+	if c.Amount.Currency == "" && c.Amount.Minor > 0 {
+		c.Amount.Currency = s.Config.Thresholds.Currency
+	}
+	c.FinancialRisk = c.FinancialRisk.Max(RiskLevel(c.Amount, s.Config.Thresholds))
+	return c
+}
+
+// RiskLevel grades an amount against the thresholds.
+func RiskLevel(m Money, th Thresholds) Level {
+	major := float64(m.Minor) / 100
+	switch {
+	case th.FinancialHigh > 0 && major >= th.FinancialHigh:
+		return LevelHigh
+	case th.FinancialMed > 0 && major >= th.FinancialMed:
+		return LevelMedium
+	}
+	return LevelLow
+}
+
+// MergeClassification applies the rules' triggers to a classifier's answer.
+// Every trigger's flag is added; legal and safety make the ticket high
+// urgency, the other triggers at least medium. Nothing a rule set is removed
+// or lowered, whatever the classifier said.
+func MergeClassification(c Classification, triggers []Trigger) Classification {
+	c.Flags = slices.Clone(c.Flags)
+	for _, t := range triggers {
+		c.AddFlags(t.Flag)
+		switch t.Flag {
+		case FlagLegal, FlagSafety:
+			c.Urgency = c.Urgency.Max(LevelHigh)
+		default:
+			c.Urgency = c.Urgency.Max(LevelMedium)
+		}
+		if t.Rule == "refund" {
+			c.FinancialRisk = c.FinancialRisk.Max(LevelMedium)
+		}
+	}
+	c.SentimentScore = math.Max(-1, math.Min(1, c.SentimentScore))
+	return c
+}
+
+func (s *Triager) history(ctx context.Context, t Ticket) ([]Ticket, error) {
+	days := s.Config.Thresholds.RepeatDays
+	if days <= 0 {
+		days = 30
+	}
+	since := t.ReceivedAt.Add(-time.Duration(days) * 24 * time.Hour)
+	all, err := s.Store.CustomerTickets(ctx, t.CustomerID, since)
+	if err != nil {
+		return nil, fmt.Errorf("history of customer %s: %w", t.CustomerID, err)
+	}
+	return slices.DeleteFunc(all, func(o Ticket) bool { return o.ID == t.ID || !o.ReceivedAt.Before(t.ReceivedAt) }), nil
+}
+
+// ticketText is what the rules and classifiers read: subject, body and any
+// appended entries.
+func ticketText(t Ticket) string {
+	text := t.Body
+	if t.Subject != "" {
+		text = t.Subject + "\n" + text
+	}
+	for _, e := range t.Entries {
+		text += "\n" + e.Body
+	}
+	return text
+}
