@@ -132,7 +132,7 @@ func (c *Client) classify(ctx context.Context, req triage.ClassifyRequest, run r
 		return triage.Classification{}, err
 	}
 	chat := c.chatRequest(prompt{System: c.system, User: user}, c.schema, map[string]any{
-		"temperature": 0, "num_predict": 256,
+		"temperature": 0, "num_predict": classifyPredict,
 	})
 	var out triage.Classification
 	err = c.retry(ctx, func(ctx context.Context) error {
@@ -158,7 +158,7 @@ func (c *Client) draft(ctx context.Context, req triage.DraftRequest, run runner)
 	}
 	// A little temperature reads better in prose; the seed still makes it
 	// reproducible.
-	chat := c.chatRequest(p, draftSchema, map[string]any{"temperature": 0.3, "num_predict": 1024})
+	chat := c.chatRequest(p, draftSchema, map[string]any{"temperature": 0.3, "num_predict": draftPredict})
 	var out triage.Draft
 	err = c.retry(ctx, func(ctx context.Context) error {
 		return run(ctx, kindDraft, func(ctx context.Context) error {
@@ -221,7 +221,7 @@ func (c *Client) chat(ctx context.Context, timeout time.Duration, req *api.ChatR
 	case ctx.Err() != nil:
 		return "", context.Cause(ctx)
 	case context.Cause(actx) == errAttemptTimeout:
-		return "", fmt.Errorf("%w: no answer within %s", ErrUnavailable, timeout)
+		return "", fmt.Errorf("%w within %s: %w", errTimeout, timeout, ErrUnavailable)
 	case err != nil:
 		return "", c.mapError(err, trunc.err)
 	case trunc.err != nil:

@@ -299,3 +299,29 @@ func TestRetryBackoffHonoursContext(t *testing.T) {
 		t.Errorf("%d attempts, want 1", attempts)
 	}
 }
+
+// Errors carry the short kind that triage shows on a "rules only" card.
+func TestErrorKinds(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  Options
+		reply ollamafake.Reply
+		want  string
+	}{
+		{"timeout", Options{Timeout: 300 * time.Millisecond, Retries: -1}, ollamafake.Reply{Latency: time.Minute}, "timeout"},
+		{"busy", Options{Retries: -1}, ollamafake.Reply{Status: 503}, "unavailable"},
+		{"invalid", Options{Retries: -1}, ollamafake.Reply{Content: "low priority, no flags"}, "invalid answer"},
+		{"model", Options{Model: "other:1b"}, ollamafake.Reply{Content: validAnswer}, "model not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake, c := newFake(t, tt.opts)
+			fake.OnChat(ollamafake.Sequence(tt.reply))
+			_, err := c.Classify(context.Background(), classifyReq)
+			var k interface{ Kind() string }
+			if !errors.As(err, &k) || k.Kind() != tt.want {
+				t.Fatalf("err = %v, want kind %q", err, tt.want)
+			}
+		})
+	}
+}

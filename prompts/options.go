@@ -18,20 +18,34 @@ import (
 	"github.com/casebot/casebot/triage"
 )
 
-// Sentinel errors that callers branch on.
+// Sentinel errors that callers branch on. Each also has a Kind method giving
+// the short, non-sensitive reason a ticket card shows ("rules only: model
+// unavailable").
 var (
 	// ErrUnavailable means Ollama could not be reached, answered with a 5xx
 	// or 429, dropped the connection, or did not answer within the timeout.
-	ErrUnavailable = errors.New("ollama unavailable")
+	ErrUnavailable error = &modelError{"ollama unavailable", "unavailable"}
 	// ErrModelNotFound means the configured model is not on the server.
-	ErrModelNotFound = errors.New("ollama model not found")
+	ErrModelNotFound error = &modelError{"ollama model not found", "model not found"}
 	// ErrInvalidAnswer means the model answered something that is not exactly
 	// one valid object of the requested schema.
-	ErrInvalidAnswer = errors.New("invalid model answer")
+	ErrInvalidAnswer error = &modelError{"invalid model answer", "invalid answer"}
 	// ErrClosed is returned for jobs submitted to, queued in or running in a
 	// Queue that is closed.
-	ErrClosed = errors.New("prompts queue closed")
+	ErrClosed error = &modelError{"prompts queue closed", "shutting down"}
 )
+
+// errTimeout is wrapped ahead of ErrUnavailable when an attempt runs out of
+// time, so that its kind, "timeout", is the one a card shows.
+var errTimeout error = &modelError{"no answer in time", "timeout"}
+
+// modelError is a sentinel with a short kind for cards and audit logs.
+type modelError struct{ msg, kind string }
+
+func (e *modelError) Error() string { return e.msg }
+
+// Kind returns the short reason shown on a ticket card.
+func (e *modelError) Kind() string { return e.kind }
 
 // Options configures the Ollama client and its queue. New fills every zero
 // field with the default documented on it.

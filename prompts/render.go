@@ -36,13 +36,17 @@ const (
 	fenceClose = fenceLabel + ">>>"
 )
 
-// Limits on customer text in prompts. The classification limit keeps the
-// whole classification prompt under 1,500 tokens (bytes/4) whatever the
-// customer writes; the draft limit keeps the draft call within NumCtx.
+// Limits on text in prompts. The classification limit keeps the whole
+// classification prompt under 1,500 tokens (bytes/4) whatever the customer
+// writes; the draft limits keep the draft prompt and its answer
+// (draftPredict tokens) within the default NumCtx of 4096.
 const (
 	maxClassifyText = 3000
-	maxDraftText    = 8000
+	maxDraftText    = 6000
+	maxPolicy       = 3000
 	historyShown    = 3
+	classifyPredict = 256
+	draftPredict    = 1024
 )
 
 // sanitize makes untrusted text safe to place inside the fence: it drops
@@ -166,7 +170,7 @@ func draftPrompt(req triage.DraftRequest) (prompt, error) {
 	if tag, ok := canonicalLanguage(c.Language); ok {
 		lang = "the customer's language (BCP-47 " + tag + ")"
 	}
-	policy := sanitize(req.Policy, maxDraftText)
+	policy := sanitize(req.Policy, maxPolicy)
 	if policy == "" {
 		policy = "(no policy excerpt configured: promise nothing specific)"
 	}

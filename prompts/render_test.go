@@ -122,6 +122,25 @@ func TestClassifyPromptSize(t *testing.T) {
 	}
 }
 
+// The draft prompt with the longest text and policy, plus the longest
+// answer, fits the default context window, so Ollama never truncates it.
+func TestDraftPromptFitsContext(t *testing.T) {
+	long := strings.Repeat("où est mon colis ", 3000)
+	p, err := draftPrompt(triage.DraftRequest{
+		Ticket:  triage.Ticket{ID: "T-1", Subject: long, Body: long, Entries: []triage.Entry{{Body: long}}},
+		History: history,
+		Policy:  long,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tokens := p.size()
+	t.Logf("longest draft prompt: ~%d tokens + %d for the answer", tokens, draftPredict)
+	if ctx := (Options{}).withDefaults().NumCtx; tokens+draftPredict >= ctx {
+		t.Errorf("draft prompt ~%d tokens + answer %d exceeds num_ctx %d", tokens, draftPredict, ctx)
+	}
+}
+
 func TestSanitize(t *testing.T) {
 	tests := []struct {
 		name, in, want string
