@@ -130,6 +130,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkClassifier(*classifier); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(fs, c)
 	if err != nil {
 		return err

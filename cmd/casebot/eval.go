@@ -78,6 +78,9 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := checkClassifier(*classifier); err != nil {
+		return err
+	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: eval takes one FILE", errUsage)
 	}

@@ -24,17 +24,12 @@ const (
 // model is an error. The returned function stops the model's queue.
 func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name string, stderr io.Writer) (func(), error) {
 	noop := func() {}
+	if err := checkClassifier(name); err != nil {
+		return nil, err
+	}
 	host := os.Getenv(EnvOllamaHost)
-	switch name {
-	case classifierKeyword:
+	if name == classifierKeyword || (name == "" && host == "") {
 		return noop, nil
-	case "":
-		if host == "" {
-			return noop, nil
-		}
-	case classifierOllama:
-	default:
-		return nil, fmt.Errorf("%w: --classifier %q: use keyword or ollama", errUsage, name)
 	}
 	client, err := prompts.New(prompts.Options{
 		Host: host, Model: cfg.Ollama.Model, Timeout: cfg.Ollama.Timeout, DraftTimeout: cfg.Ollama.DraftTimeout,
@@ -55,6 +50,15 @@ func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name strin
 	tr.Model = modelClassifier{q.Classifier()}
 	tr.Drafter = q.Drafter()
 	return q.Close, nil
+}
+
+// checkClassifier rejects a --classifier value before any work is done.
+func checkClassifier(name string) error {
+	switch name {
+	case "", classifierKeyword, classifierOllama:
+		return nil
+	}
+	return fmt.Errorf("%w: --classifier %q: use keyword or ollama", errUsage, name)
 }
 
 // modelClassifier labels the model's failures with a short kind for the card

@@ -35,6 +35,9 @@ func cmdTriage(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkClassifier(*classifier); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(fs, c)
 	if err != nil {
 		return err
