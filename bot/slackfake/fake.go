@@ -98,8 +98,9 @@ type Options struct {
 	// AckTimeout is the Socket Mode ack deadline; default 3s.
 	AckTimeout time.Duration
 	// MaxRetries is how often an unacked events_api envelope is redelivered;
-	// default 3, as Slack retries events. Interactive and slash command
-	// envelopes are never redelivered: Slack shows the user an error instead.
+	// default 3, as Slack retries events; negative never redelivers.
+	// Interactive and slash command envelopes are never redelivered: Slack
+	// shows the person an error instead.
 	MaxRetries int
 	// TriggerTTL is how long a trigger_id may be exchanged; default 3s.
 	TriggerTTL time.Duration
@@ -341,6 +342,7 @@ type Fake struct {
 
 	calls        []Call
 	messages     []*Message
+	byTS         map[string]*Message
 	ephemerals   []Ephemeral
 	views        []*View
 	files        []*File
@@ -372,6 +374,7 @@ func New(opts Options) *Fake {
 	f := &Fake{
 		opts:         opts.withDefaults(),
 		changed:      make(chan struct{}),
+		byTS:         map[string]*Message{},
 		responseURLs: map[string]*responseURL{},
 		triggers:     map[string]*trigger{},
 		buckets:      map[string]*bucket{},
@@ -510,13 +513,15 @@ func (f *Fake) Message(channel, ts string) (Message, bool) {
 	return Message{}, false
 }
 
+// findMessage finds a message by channel and ts; f.mu must be held.
 func (f *Fake) findMessage(channel, ts string) *Message {
-	for _, m := range f.messages {
-		if m.Channel == channel && m.TS == ts {
-			return m
-		}
-	}
-	return nil
+	return f.byTS[channel+"/"+ts]
+}
+
+// addMessage stores a new message; f.mu must be held.
+func (f *Fake) addMessage(m *Message) {
+	f.messages = append(f.messages, m)
+	f.byTS[m.Channel+"/"+m.TS] = m
 }
 
 // Ephemerals returns every ephemeral message, oldest first.

@@ -128,7 +128,7 @@ func (f *Fake) filesCompleteUpload(q *request) reply {
 		out = append(out, map[string]string{"id": fl.ID, "title": fl.Title})
 	}
 	if channel != "" {
-		f.messages = append(f.messages, &Message{
+		f.addMessage(&Message{
 			Channel:  channel,
 			TS:       f.newTS(),
 			ThreadTS: q.str("thread_ts"),

@@ -135,7 +135,7 @@ func (f *Fake) respond(ru *responseURL, q *request, post ResponsePost) reply {
 		original.Blocks = blocks
 		original.Updates++
 	case post.ResponseType == "in_channel":
-		f.messages = append(f.messages, &Message{
+		f.addMessage(&Message{
 			Channel:  ru.channel,
 			TS:       f.newTS(),
 			ThreadTS: q.str("thread_ts"),
@@ -223,7 +223,7 @@ func (f *Fake) SendMessage(m UserMessage) (Envelope, error) {
 		Text:     m.Text,
 		PostedAt: f.opts.Clock.Now(),
 	}
-	f.messages = append(f.messages, msg)
+	f.addMessage(msg)
 	event := map[string]any{
 		"type":         "message",
 		"channel":      msg.Channel,

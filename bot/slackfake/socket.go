@@ -247,7 +247,7 @@ func (f *Fake) receive(data []byte) {
 		return
 	}
 	ack.Type, ack.EventID, ack.RetryAttempt = d.o.typ, d.o.eventID, d.attempt
-	ack.Late = d.timedOut || now.After(d.sentAt.Add(f.opts.AckTimeout))
+	ack.Late = now.After(d.sentAt.Add(f.opts.AckTimeout))
 	d.acked, d.o.acked = true, true
 	f.acks = append(f.acks, ack)
 	if d.o.viewID != "" && !ack.Late {
@@ -347,8 +347,9 @@ func (f *Fake) Sweep() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	changed := false
-	pending := len(f.deliveries)
-	for _, d := range f.deliveries[:pending] {
+	// Redeliveries appended below get their own deadline; skip them here.
+	sent := len(f.deliveries)
+	for _, d := range f.deliveries[:sent] {
 		if d.acked || d.timedOut || d.sentAt.IsZero() || !now.After(d.sentAt.Add(f.opts.AckTimeout)) {
 			continue
 		}

@@ -377,7 +377,7 @@ func (f *Fake) chatPostMessage(q *request) reply {
 		Blocks:   blocks,
 		PostedAt: q.now,
 	}
-	f.messages = append(f.messages, m)
+	f.addMessage(m)
 	return ok(map[string]any{"channel": channel, "ts": m.TS, "message": messageJSON(m)})
 }
 
