@@ -47,7 +47,7 @@ func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name strin
 		return noop, nil
 	}
 	q := prompts.NewQueue(client)
-	tr.Model = modelClassifier{q.Classifier()}
+	tr.Model = q.Classifier()
 	tr.Drafter = q.Drafter()
 	return q.Close, nil
 }
@@ -59,35 +59,4 @@ func checkClassifier(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: --classifier %q: use keyword or ollama", errUsage, name)
-}
-
-// modelClassifier labels the model's failures with a short kind for the card
-// and the audit log; the full error, which may hold server details, is not
-// shown to agents.
-type modelClassifier struct{ triage.Classifier }
-
-func (m modelClassifier) Classify(ctx context.Context, req triage.ClassifyRequest) (triage.Classification, error) {
-	c, err := m.Classifier.Classify(ctx, req)
-	if err != nil {
-		return c, kindError{err}
-	}
-	return c, nil
-}
-
-// kindError wraps a model error with the kind triage reports.
-type kindError struct{ error }
-
-func (e kindError) Unwrap() error { return e.error }
-
-// Kind names the failure: unavailable, model not found, invalid answer.
-func (e kindError) Kind() string {
-	switch {
-	case errors.Is(e.error, prompts.ErrModelNotFound):
-		return "model not found"
-	case errors.Is(e.error, prompts.ErrInvalidAnswer):
-		return "invalid answer"
-	case errors.Is(e.error, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "unavailable"
 }
