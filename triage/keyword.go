@@ -79,8 +79,9 @@ const (
 	exclamationsInRow = 3
 )
 
-// Classify reads req.Text. It never fails on content; it returns an error
-// only when ctx is already done.
+// Classify reads req.Text; the customer and history are the escalation
+// rules' business, not the classifier's. It never fails on content and
+// returns an error only when ctx is already done.
 func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (Classification, error) {
 	if err := ctx.Err(); err != nil {
 		return Classification{}, fmt.Errorf("keyword classify: %w", err)
@@ -89,7 +90,7 @@ func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (
 	ev := k.scan(toks)
 	c := Classification{
 		Type:           bestType(ev.types),
-		Language:       DetectLanguage(req.Text),
+		Language:       detectLanguage(languageSample(req.Text), languageTokens(toks)),
 		RootCauseGuess: k.bestCause(ev.causes),
 		FinancialRisk:  LevelLow,
 		Flags:          []Flag{},
@@ -174,6 +175,19 @@ func (k *KeywordClassifier) scan(toks []token) evidence {
 		}
 	})
 	return ev
+}
+
+// languageTokens returns the tokens of toks that lie in the language
+// sample. Token texts are normalised, so the cut is by their length, which
+// only approximates the sample's bytes; detection needs no more.
+func languageTokens(toks []token) []token {
+	n := 0
+	for i, t := range toks {
+		if n += len(t.text) + 1; n > languageSampleBytes {
+			return toks[:i]
+		}
+	}
+	return toks
 }
 
 // bestType returns the type with the highest score, earlier in Types on a

@@ -91,7 +91,7 @@ func formatConfusion(m map[Type]map[Type]int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-16s", "expected\\got")
 	for _, g := range Types {
-		fmt.Fprintf(&b, "%7.7s", g)
+		fmt.Fprintf(&b, "%16s", g)
 	}
 	b.WriteString("\n")
 	var rows []Type
@@ -102,7 +102,7 @@ func formatConfusion(m map[Type]map[Type]int) string {
 	for _, e := range rows {
 		fmt.Fprintf(&b, "%-16s", e)
 		for _, g := range Types {
-			fmt.Fprintf(&b, "%7d", m[e][g])
+			fmt.Fprintf(&b, "%16d", m[e][g])
 		}
 		b.WriteString("\n")
 	}

@@ -57,6 +57,9 @@ type lexicon struct {
 type lexiconSet struct {
 	order  []string // sorted language tags
 	byLang map[string]*lexicon
+	// langWords maps each [lang] word to the indexes (into order) of the
+	// languages that list it, for DetectLanguage.
+	langWords map[string][]int
 }
 
 // builtinLexicons parses the embedded lexicons once.
@@ -80,6 +83,12 @@ var builtinLexicons = sync.OnceValues(func() (*lexiconSet, error) {
 		set.order = append(set.order, lang)
 	}
 	slices.Sort(set.order)
+	set.langWords = map[string][]int{}
+	for i, lang := range set.order {
+		for w := range set.byLang[lang].lang {
+			set.langWords[w] = append(set.langWords[w], i)
+		}
+	}
 	return set, nil
 })
 
@@ -453,20 +462,19 @@ func (r *Rules) repeatReason(n int) string {
 }
 
 // refundReason fires when the message asks for a refund or compensation
-// and the amount at stake (the order amount when known, else the largest
-// amount in the text) is above the approval threshold. A threshold of zero
-// or less switches the rule off.
+// and the amount at stake is above the approval threshold. The amount is
+// the larger of the order amount and the largest amount in the text: a
+// customer may claim more than the order was worth ("$900 for my ruined
+// evening"), and that claim needs approval too. A threshold of zero or less
+// switches the rule off.
 func (r *Rules) refundReason(in RuleInput, terms []*phrase) string {
 	limit := r.cfg.Thresholds.RefundApproval
 	if len(terms) == 0 || limit <= 0 {
 		return ""
 	}
 	amount := in.Amount
-	if amount.IsZero() {
-		var ok bool
-		if amount, ok = ExtractAmount(in.Text, r.cfg.Thresholds.Currency); !ok {
-			return ""
-		}
+	if text, ok := ExtractAmount(in.Text, r.cfg.Thresholds.Currency); ok && text.Minor > amount.Minor {
+		amount = text
 	}
 	if amount.Minor <= int64(math.Round(limit*100)) {
 		return ""

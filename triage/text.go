@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -100,7 +101,7 @@ type tokSpan struct {
 func tokenize(s string) []token {
 	var (
 		b      strings.Builder
-		spans  []tokSpan
+		spans  = make([]tokSpan, 0, len(s)/6+1)
 		clause int32
 		start  = -1
 	)
@@ -163,9 +164,8 @@ func startsWithLetter(s string) bool {
 func appendWord(spans []tokSpan, norm string, start, end int, clause int32) []tokSpan {
 	word := norm[start:end]
 	if len(word) > 3 && strings.HasSuffix(word, "n't") {
-		return append(spans,
-			tokSpan{start: start, end: end - 3, clause: clause},
-			tokSpan{lit: "not", clause: clause})
+		spans = appendWord(spans, norm, start, end-3, clause)
+		return append(spans, tokSpan{lit: "not", clause: clause})
 	}
 	for {
 		j := strings.IndexByte(norm[start:end], '\'')
@@ -326,14 +326,19 @@ func (m *matcher) correct(w string) string {
 	for _, c := range m.dels[w] {
 		consider(c)
 	}
-	forDeletions(w, func(d string) {
-		if m.targets[d] {
-			consider(d)
+	// The deletions of w are looked up from a reused buffer: map lookups
+	// with string(buf) do not allocate.
+	var arr [64]byte
+	buf := arr[:0]
+	for i, r := range w {
+		buf = append(append(buf[:0], w[:i]...), w[i+utf8.RuneLen(r):]...)
+		if m.targets[string(buf)] {
+			consider(string(buf))
 		}
-		for _, c := range m.dels[d] {
+		for _, c := range m.dels[string(buf)] {
 			consider(c)
 		}
-	})
+	}
 	return best
 }
 
@@ -472,37 +477,53 @@ func (ws *wordSets) negated(toks []token, start int) bool {
 // language plus letters only one of them uses (ñ, ß, ç…), and answers "en"
 // when the evidence is thin or tied.
 func DetectLanguage(text string) string {
+	sample := languageSample(text)
+	return detectLanguage(sample, tokenize(sample))
+}
+
+// languageSampleBytes bounds the text language detection reads: a language
+// does not change halfway, and this keeps detection cheap on huge inputs.
+const languageSampleBytes = 4096
+
+// languageSample returns the part of text that detection reads.
+func languageSample(text string) string {
+	if len(text) > languageSampleBytes {
+		return text[:languageSampleBytes]
+	}
+	return text
+}
+
+// detectLanguage is DetectLanguage on a sample and its tokens (callers that
+// have tokenised the text already pass a prefix of their tokens).
+func detectLanguage(sample string, toks []token) string {
 	lex, err := builtinLexicons()
-	if err != nil {
+	if err != nil || len(lex.order) == 0 {
 		return "en"
 	}
-	scores := map[string]int{}
-	// Only the first 4 KB matter: a language does not change halfway, and
-	// this keeps detection cheap on huge inputs.
-	sample := text
-	if len(sample) > 4096 {
-		sample = sample[:4096]
+	scores := make([]int, len(lex.order))
+	bump := func(lang string, n int) {
+		if i := slices.Index(lex.order, lang); i >= 0 {
+			scores[i] += n
+		}
 	}
 	for _, r := range sample {
 		switch r {
 		case 'ñ', 'Ñ', '¿', '¡':
-			scores["es"] += 2
+			bump("es", 2)
 		case 'ß', 'ä', 'Ä', 'ö', 'Ö':
-			scores["de"] += 2
+			bump("de", 2)
 		case 'ç', 'Ç', 'œ', 'è', 'ê', 'à', 'ù', 'â', 'î', 'ô', 'û', 'ë':
-			scores["fr"]++
+			bump("fr", 1)
 		}
 	}
-	for _, t := range tokenize(sample) {
-		for _, l := range lex.order {
-			if lex.byLang[l].lang[t.text] {
-				scores[l]++
-			}
+	for _, t := range toks {
+		for _, i := range lex.langWords[t.text] {
+			scores[i]++
 		}
 	}
 	best, bestScore, tied := "en", 0, false
-	for _, l := range lex.order {
-		switch s := scores[l]; {
+	for i, l := range lex.order {
+		switch s := scores[i]; {
 		case s > bestScore:
 			best, bestScore, tied = l, s, false
 		case s == bestScore && s > 0:

@@ -27,6 +27,7 @@ func TestTextTokenize(t *testing.T) {
 		{"Cafe\u0301 decomposed", []string{"cafe", "decomposed"}},
 		{"lawyer's lawyer’s lawyerʼs", []string{"lawyer", "s", "lawyer", "s", "lawyer", "s"}},
 		{"isn't ISN’T don't", []string{"is", "not", "is", "not", "do", "not"}},
+		{"y'all'n't", []string{"y", "all", "not"}},
 		{"l'avocat d’avocat", []string{"l", "avocat", "d", "avocat"}},
 		{"'quoted' rock'n'roll", []string{"quoted", "rock", "n", "roll"}},
 		{"sign-up e-mail", []string{"sign", "up", "e", "mail"}},
