@@ -166,11 +166,18 @@ func parseLexicon(lang string, data []byte) (*lexicon, error) {
 	return lex, nil
 }
 
-// parsePhrase reads one phrase line: words, "word*" prefixes, "..." gaps
-// and an optional trailing "=N" weight.
+// parsePhrase reads one phrase line: an optional leading "!" (firm: never
+// negated), words, "word*" prefixes, "..." gaps and an optional trailing
+// "=N" weight.
 func parsePhrase(line string) (phrase, error) {
 	p := phrase{weight: 1}
+	if rest, ok := strings.CutPrefix(line, "!"); ok {
+		p.firm, line = true, rest
+	}
 	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return p, fmt.Errorf("empty phrase")
+	}
 	if last := fields[len(fields)-1]; strings.HasPrefix(last, "=") {
 		w, err := strconv.Atoi(last[1:])
 		if err != nil || w < 1 {
@@ -331,9 +338,11 @@ const maxReasonTerms = 3
 
 // textHits returns, per rule section, the distinct lexicon phrases found in
 // toks in text order, leaving out hits in the scope of a negator (except for
-// refund language: "I haven't received my refund" still asks for one). A hit
-// inside a negated longer hit of the same section is negated with it, so
-// "don't want to leave a bad review" does not fire on "bad review".
+// refund language, "I haven't received my refund" still asks for one, and
+// firm phrases). A hit inside a longer hit of the same section goes with it:
+// negated when that one is ("don't want to leave a bad review" does not fire
+// on "bad review"), and not listed again when it is not ("my attorney" is
+// one term, not two).
 func (r *Rules) textHits(toks []token) map[string][]*phrase {
 	type found struct {
 		hit
@@ -341,28 +350,37 @@ func (r *Rules) textHits(toks []token) map[string][]*phrase {
 	}
 	var hits []found
 	r.m.scan(toks, nil, func(h hit) {
-		neg := h.phrase.section != secRefund && r.words.negated(toks, h.start)
+		p := h.phrase
+		neg := p.section != secRefund && !p.firm && r.words.negated(toks, h.start)
 		hits = append(hits, found{h, neg})
 	})
-	// scan reports hits by increasing start, so reach[section] (the furthest
-	// end of a negated hit starting at or before the current one) decides
-	// containment in one pass.
-	reach := map[string]int{}
+	// scan reports hits by increasing start, so the furthest end of the
+	// negated and of the accepted hits starting at or before the current
+	// one decides containment in one pass; longer hits go first within a
+	// start.
+	negReach, reach := map[string]int{}, map[string]int{}
 	out := map[string][]*phrase{}
 	for i := 0; i < len(hits); {
 		j := i
 		for j < len(hits) && hits[j].start == hits[i].start {
-			if h := hits[j]; h.negated {
-				reach[h.phrase.section] = max(reach[h.phrase.section], h.end)
-			}
 			j++
 		}
-		for _, h := range hits[i:j] {
+		group := hits[i:j]
+		slices.SortStableFunc(group, func(a, b found) int { return b.end - a.end })
+		for _, h := range group {
+			if h.negated {
+				negReach[h.phrase.section] = max(negReach[h.phrase.section], h.end)
+			}
+		}
+		for _, h := range group {
 			sec := h.phrase.section
-			if h.negated || h.end <= reach[sec] || slices.Contains(out[sec], h.phrase) {
+			if h.negated || h.end <= negReach[sec] || h.end <= reach[sec] {
 				continue
 			}
-			out[sec] = append(out[sec], h.phrase)
+			reach[sec] = h.end
+			if !slices.Contains(out[sec], h.phrase) {
+				out[sec] = append(out[sec], h.phrase)
+			}
 		}
 		i = j
 	}

@@ -60,6 +60,8 @@ func TestRulesTextTerms(t *testing.T) {
 		{"en lawyer after negated clause", "Not happy at all, my lawyer is reading your terms.", "legal", true},
 		{"en negation one hit only", "not a lawyer's letter yet, but I will sue", "legal", true},
 		{"en layer near miss", "There was a layer of dust on the box.", "legal", false},
+		{"en veiled threat", "Just approve it and I won't call my lawyer.", "legal", true},
+		{"en no lawyer", "I don't have a lawyer, I just want help.", "legal", false},
 		// legal, Spanish
 		{"es abogado", "Mi abogado se pondrá en contacto con ustedes.", "legal", true},
 		{"es demandar", "Voy a demandarlos si no me devuelven el dinero.", "legal", true},
@@ -67,12 +69,14 @@ func TestRulesTextTerms(t *testing.T) {
 		{"es negated", "No es una carta de abogado, solo una pregunta.", "legal", false},
 		{"es sin", "Lo resolvimos sin abogados, gracias.", "legal", false},
 		{"es near miss demanda alta", "Entiendo que hay mucha demanda estos días.", "legal", false},
+		{"es veiled threat", "Aprueba el pago y no llamaré a mi abogado.", "legal", true},
 		// legal, French
 		{"fr avocat", "J'ai transmis le dossier à mon avocat.", "legal", true},
 		{"fr porter plainte", "Je vais porter plainte contre votre société.", "legal", true},
 		{"fr mise en demeure", "Ceci est une mise en demeure.", "legal", true},
 		{"fr negated", "Ce n'est pas une lettre d'avocat, juste une question.", "legal", false},
 		{"fr near miss avocado", "J'ai commandé de l'huile d'avocat bio.", "legal", false},
+		{"fr veiled threat", "Remboursez-moi et je n'appellerai pas mon avocat.", "legal", true},
 		// legal, German
 		{"de anwalt compound", "Sie erhalten ein Anwaltsschreiben.", "legal", true},
 		{"de verklagen", "Ich werde Sie verklagen!", "legal", true},
@@ -80,6 +84,7 @@ func TestRulesTextTerms(t *testing.T) {
 		{"de kein", "Das ist kein Anwaltsschreiben, nur eine Frage.", "legal", false},
 		{"de nicht", "Ich will nicht gleich klagen, aber bitte helfen Sie.", "legal", false},
 		{"de near miss gericht dish", "Das Gericht im Kochbuch war lecker.", "legal", false},
+		{"de veiled threat", "Zahlen Sie, dann schalte ich meinen Anwalt nicht ein.", "legal", true},
 
 		// safety, English
 		{"en injured", "My daughter was injured by the sharp edge.", "safety", true},
@@ -172,7 +177,10 @@ func TestRulesRefund(t *testing.T) {
 		{"negation does not hide a refund", RuleInput{Text: "I haven't received my refund of 350 dollars."}, true, ""},
 		{"es", RuleInput{Text: "Quiero el reembolso de 1.299,50 €."}, true, `refund EUR 1299.50 above approval threshold USD 100 ("reembolso" (es))`},
 		{"fr", RuleInput{Text: "Je demande le remboursement de 240 euros."}, true, ""},
+		{"fr imperative", RuleInput{Text: "Remboursez 500 € tout de suite."}, true, ""},
 		{"de", RuleInput{Text: "Bitte erstatten Sie mir 150 € zurück."}, true, ""},
+		{"de pay back", RuleInput{Text: "Zahl einfach 250 € zurück."}, true, ""},
+		{"de below", RuleInput{Text: "Zahl einfach 25 € zurück."}, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,7 +309,7 @@ func TestRulesOrderAndConfig(t *testing.T) {
 	}
 	got := r.Evaluate(in)
 	want := []Trigger{
-		{Rule: "legal", Flag: FlagLegal, Reason: `legal term "attorney" (en)`, Owner: "legal", Escalate: true, NeedsApproval: true},
+		{Rule: "legal", Flag: FlagLegal, Reason: `legal term "my attorney" (en)`, Owner: "legal", Escalate: true, NeedsApproval: true},
 		{Rule: "safety", Flag: FlagSafety, Reason: `safety term "burned" (en)`, Owner: "safety", Escalate: true, NeedsApproval: true},
 		{Rule: "reputation", Flag: FlagReputation, Reason: `reputation term "tweet" (en)`, Owner: "reputation"},
 		{Rule: "vip", Flag: FlagVIP, Reason: "customer marked VIP", Owner: "vip"},
@@ -339,7 +347,7 @@ func TestRulesReasonListsTerms(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("triggers %+v", got)
 	}
-	want := `legal terms "lawyer" (en), "attorney" (en), "solicitor" (en) and 3 more`
+	want := `legal terms "my lawyer" (en), "my attorney" (en), "my solicitor" (en) and 3 more`
 	if got[0].Reason != want {
 		t.Errorf("reason %q, want %q", got[0].Reason, want)
 	}

@@ -208,6 +208,9 @@ type phrase struct {
 	lang    string
 	source  string // as written in the lexicon, for human-readable reasons
 	weight  int
+	// firm phrases are never negated: "I won't call my lawyer" still names
+	// the customer's lawyer.
+	firm bool
 }
 
 // hit is one phrase found in a token sequence, tokens [start, end).

@@ -104,10 +104,13 @@ func TestTextParsePhrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []ptok{{text: "take"}, {gap: true}, {text: "to"}, {text: "court"}}
-	if !slices.Equal(p.toks, want) || p.weight != 3 || p.source != "take ... to Court" {
+	if !slices.Equal(p.toks, want) || p.weight != 3 || p.source != "take ... to Court" || p.firm {
 		t.Errorf("parsePhrase = %+v", p)
 	}
-	for _, bad := range []string{"... court", "court ...", "ab*", "x =0", "x =two", "=2", "!!! =2"} {
+	if p, err := parsePhrase("!my lawyer"); err != nil || !p.firm || p.source != "my lawyer" {
+		t.Errorf("parsePhrase(!my lawyer) = %+v, %v", p, err)
+	}
+	for _, bad := range []string{"... court", "court ...", "ab*", "x =0", "x =two", "=2", "!!! =2", "!", "! =3"} {
 		if _, err := parsePhrase(bad); err == nil {
 			t.Errorf("parsePhrase(%q) accepted", bad)
 		}
@@ -140,8 +143,14 @@ func TestTextEmbeddedLexicons(t *testing.T) {
 			t.Fatalf("no %s lexicon", lang)
 		}
 		sections := map[string]int{}
+		seen := map[string]bool{}
 		for _, p := range lex.phrases {
 			sections[p.section]++
+			if key := p.section + ": " + p.source; seen[key] {
+				t.Errorf("%s lexicon lists %q twice", lang, key)
+			} else {
+				seen[key] = true
+			}
 		}
 		for _, sec := range []string{secLegal, secSafety, secReputation, secRefund, secNegative, secPositive, secAnger, secUrgent} {
 			if sections[sec] == 0 {
