@@ -46,8 +46,14 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
 		}
 		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
-		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
-			Detail: fmt.Sprintf("reply %d chars", len(reply))}, nil
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
+			Detail: fmt.Sprintf("reply %d chars", len(reply))}, PostCardUpdate, PostThread)
+		if t.Source == SourceSlack {
+			channel, ts, _ := strings.Cut(t.ReplyTo, "/")
+			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
+				ThreadTS: ts, Actor: actor, Text: reply, CreatedAt: now})
+		}
+		return ev, nil
 	})
 }
 
@@ -78,8 +84,8 @@ func (s *Triager) Override(ctx context.Context, id, actor, field, value string) 
 		if old != value {
 			t.Overrides = append(t.Overrides, Override{Field: field, From: old, To: value, By: actor, At: now})
 		}
-		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "classification_changed",
-			From: t.State, To: t.State, Detail: fmt.Sprintf("%s: %s -> %s", field, old, value)}, nil
+		return withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "classification_changed",
+			From: t.State, To: t.State, Detail: fmt.Sprintf("%s: %s -> %s", field, old, value)}, PostCardUpdate), nil
 	})
 }
 
@@ -94,8 +100,17 @@ func (s *Triager) Escalate(ctx context.Context, id, actor, owner, reason string)
 		now := s.Clock.Now()
 		t.Escalations++
 		t.EscalatedAt, t.Reviewed, t.Assignee = now, true, owner
-		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "escalated", From: from, To: t.State,
-			Detail: fmt.Sprintf("owner %s: %s", owner, reason)}, nil
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "escalated", From: from, To: t.State,
+			Detail: reason}, PostCardUpdate, PostThread, PostEscalation)
+		for i := range ev.Posts {
+			if ev.Posts[i].Kind != PostCardUpdate {
+				ev.Posts[i].Mentions = []string{owner}
+			}
+			if ev.Posts[i].Kind == PostEscalation {
+				ev.Posts[i].Channel = s.Config.EscalationChannel
+			}
+		}
+		return ev, nil
 	})
 }
 
@@ -127,8 +142,8 @@ func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, f
 		if followUpAfter > 0 {
 			t.FollowUpDue = now.Add(followUpAfter)
 		}
-		return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "resolved", From: from, To: t.State,
-			Detail: fmt.Sprintf("root cause %q, method %q", r.RootCause, r.Method)}, nil
+		return withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "resolved", From: from, To: t.State,
+			Detail: fmt.Sprintf("root cause %q, method %q", r.RootCause, r.Method)}, PostCardUpdate, PostThread), nil
 	})
 }
 
@@ -166,7 +181,48 @@ func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, erro
 			return AuditEvent{}, err
 		}
 		t.Rating = rating
-		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: "customer", Action: "rated",
-			From: from, To: t.State, Detail: fmt.Sprintf("rating %d", rating)}, nil
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorCustomer, Action: "rated",
+			From: from, To: t.State, Detail: fmt.Sprintf("rating %d", rating)}, PostCardUpdate, PostThread)
+		if next == StateReopened && t.Assignee != "" {
+			ev.Posts[1].Mentions = []string{t.Assignee}
+		}
+		return ev, nil
+	})
+}
+
+// Reopen puts a resolved or closed ticket back in the queue, as a person
+// decided.
+func (s *Triager) Reopen(ctx context.Context, id, actor, reason string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		if err := t.Transition(StateReopened); err != nil {
+			return AuditEvent{}, err
+		}
+		return withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: actor, Action: "reopened",
+			From: from, To: t.State, Detail: reason}, PostCardUpdate, PostThread), nil
+	})
+}
+
+// ReopenWindow is how long after resolution a customer's new message reopens
+// the ticket (SPEC section 1).
+const ReopenWindow = 14 * 24 * time.Hour
+
+// AppendEntry adds a customer's follow-up message (a thread reply, an email
+// in the same thread) to a ticket. A message within ReopenWindow of
+// resolution reopens the ticket.
+func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		from := t.State
+		if e.At.IsZero() {
+			e.At = s.Clock.Now()
+		}
+		t.Entries = append(t.Entries, e)
+		if !from.Open() && !t.ResolvedAt.IsZero() && e.At.Sub(t.ResolvedAt) <= ReopenWindow {
+			if err := t.Transition(StateReopened); err != nil {
+				return AuditEvent{}, err
+			}
+		}
+		return withPosts(AuditEvent{TicketID: t.ID, At: e.At, Actor: ActorCustomer, Action: "customer_wrote",
+			From: from, To: t.State, Detail: fmt.Sprintf("%d chars", len(e.Body))}, PostCardUpdate, PostThread), nil
 	})
 }

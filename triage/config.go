@@ -19,6 +19,9 @@ type Config struct {
 	RootCauses []string    `yaml:"root_causes" json:"root_causes"`
 	Triggers   TriggerConf `yaml:"triggers" json:"triggers"`
 	Routes     []RouteConf `yaml:"routes" json:"routes"`
+	// EscalationChannel is where an agent's escalation mentions the owner;
+	// cmd/casebot fills it from the slack section of the config.
+	EscalationChannel string `yaml:"-" json:"escalation_channel"`
 }
 
 // Thresholds are the money figures the rules compare against, in major units
@@ -89,9 +92,10 @@ func DefaultConfig() Config {
 			"vip":        {"U0VIPDESK"},
 			"support":    {"U0LEAD001"},
 		},
-		Approvers:  []string{"U0LEAD001", "U0LEGAL01"},
-		VIP:        VIPConfig{Domains: []string{"vip.example.com"}, Tags: []string{"vip"}, LifetimeSpend: 5000},
-		RootCauses: DefaultRootCauses,
+		Approvers:         []string{"U0LEAD001", "U0LEGAL01"},
+		EscalationChannel: "C0ESCALATE",
+		VIP:               VIPConfig{Domains: []string{"vip.example.com"}, Tags: []string{"vip"}, LifetimeSpend: 5000},
+		RootCauses:        DefaultRootCauses,
 		Triggers: TriggerConf{
 			"legal":      {Owner: "legal", Escalate: true},
 			"safety":     {Owner: "safety", Escalate: true},

@@ -97,7 +97,8 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 			detail += " (" + reason + ")"
 		}
 		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "triaged",
-			From: from, To: next, Detail: detail}, nil
+			From: from, To: next, Detail: detail, Posts: []Post{{Kind: PostCard, TicketID: t.ID,
+				Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}}, nil
 	})
 }
 
@@ -153,8 +154,9 @@ func (s *Triager) WriteDraft(ctx context.Context, id string, customer Customer, 
 	}
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		t.Brief, t.Draft = d.Brief, d.Reply
-		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "drafted",
-			From: t.State, To: t.State, Detail: fmt.Sprintf("brief %d chars, draft %d chars", len(d.Brief), len(d.Reply))}, nil
+		ev := AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "drafted",
+			From: t.State, To: t.State, Detail: fmt.Sprintf("brief %d chars, draft %d chars", len(d.Brief), len(d.Reply))}
+		return withPosts(ev, PostCardUpdate), nil
 	})
 }
 
@@ -277,4 +279,15 @@ func ticketText(t Ticket) string {
 		text += "\n" + e.Body
 	}
 	return text
+}
+
+// withPosts attaches posts of the given kinds about ev's change to ev: each
+// names the ticket, the action and who took it, and goes where the ticket's
+// card is.
+func withPosts(ev AuditEvent, kinds ...PostKind) AuditEvent {
+	for _, k := range kinds {
+		ev.Posts = append(ev.Posts, Post{Kind: k, TicketID: ev.TicketID, Action: ev.Action,
+			Actor: ev.Actor, Detail: ev.Detail, CreatedAt: ev.At})
+	}
+	return ev
 }

@@ -204,10 +204,18 @@ type AuditEvent struct {
 	From     State     `json:"from"`
 	To       State     `json:"to"`
 	Detail   string    `json:"detail,omitempty"`
+	// Posts are the Slack messages announcing this change; the store puts
+	// them in the outbox in the same transaction as the change.
+	Posts []Post `json:"-"`
 }
 
-// ActorSystem is the actor of automatic changes.
-const ActorSystem = "system"
+// Actors that are not Slack users.
+const (
+	// ActorSystem is the actor of automatic changes.
+	ActorSystem = "system"
+	// ActorCustomer is the actor of the customer's own answers (ratings).
+	ActorCustomer = "customer"
+)
 
 // Trigger is one escalation rule of SPEC section 3.3 that fired for a ticket.
 type Trigger struct {

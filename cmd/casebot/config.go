@@ -235,6 +235,9 @@ func ParseConfig(data []byte, name string) (Config, error) {
 		}
 	}
 	d.fitDefaultsToOwners(&cfg)
+	// The domain announces agent escalations; it reads the channel from its
+	// own config.
+	cfg.Config.EscalationChannel = cfg.Slack.EscalationChannel
 	v := &configValidator{lines: d.lines, bad: d.bad}
 	v.config(cfg)
 	problems := append(d.probs, v.probs...)

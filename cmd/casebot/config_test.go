@@ -244,6 +244,7 @@ func TestConfigValidFiles(t *testing.T) {
 						"reputation": {Owner: "brand"},
 						"refund":     {Owner: "lead"},
 					},
+					EscalationChannel: "C0LEGAL01",
 					Routes: []triage.RouteConf{
 						{Match: triage.Match{Flags: []triage.Flag{triage.FlagLegal, triage.FlagSafety}},
 							Channel: "C0LEGAL01", Mention: []string{"legal"}, Escalate: true},
