@@ -167,7 +167,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer cleanup()
 
-	d := &demo{cfg: cfg, tr: tr, db: db, clock: clock, log: newChannelLog(), last: map[string]bot.Decision{}}
+	d := &demo{cfg: cfg, tr: tr, db: db, clock: clock, log: newChannelLog(), last: map[string]bot.Decision{}, stderr: stderr}
 	fmt.Fprintf(stdout, "casebot demo: %d tickets, classified by %s; store %s\n\n", len(rows), classifierName(tr), dbPath)
 	if err := d.run(ctx, rows); err != nil {
 		return err
@@ -250,6 +250,8 @@ type demo struct {
 	log   *channelLog
 	ids   []string
 	last  map[string]bot.Decision
+	// stderr is where the demo reports what it worked around.
+	stderr io.Writer
 }
 
 func (d *demo) run(ctx context.Context, rows []sampleRow) error {
@@ -268,8 +270,16 @@ func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 			d.log.reply(t.ID, "%s please take a look (%s)", mentions(t.Route.Mentions), reasons(t))
 		}
 		if _, err := d.tr.WriteDraft(ctx, t.ID, in.Customer, ""); err != nil {
-			d.log.reply(t.ID, "Draft not written yet; it will be retried.")
-			fmt.Fprintf(os.Stderr, "casebot demo: %v\n", err)
+			// The bot retries a failed draft later; the demo cannot wait, so
+			// the agent starts from the template reply.
+			fmt.Fprintf(d.stderr, "casebot demo: %v; using the template draft\n", err)
+			model := d.tr.Drafter
+			d.tr.Drafter = triage.TemplateDrafter{}
+			_, err = d.tr.WriteDraft(ctx, t.ID, in.Customer, "")
+			d.tr.Drafter = model
+			if err != nil {
+				return fmt.Errorf("ticket %s: %w", r.ID, err)
+			}
 		}
 		d.ids = append(d.ids, t.ID)
 	}

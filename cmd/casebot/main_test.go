@@ -268,3 +268,10 @@ func TestConfigFlagMustExistWhenGiven(t *testing.T) {
 		t.Fatal("a missing --config file was accepted")
 	}
 }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

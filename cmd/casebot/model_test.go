@@ -99,3 +99,38 @@ func TestOllamaStartupCheck(t *testing.T) {
 		t.Errorf("source %q, stderr %q: want rules and a warning", res.Source, stderr)
 	}
 }
+
+func TestDemoWithModel(t *testing.T) {
+	tests := []struct {
+		name       string
+		draftReply ollamafake.Reply
+		wantDraft  string
+	}{
+		{"model drafts", ollamafake.Reply{Content: `{"brief":"Customer wants an update.","reply":"MODEL-WRITTEN REPLY"}`}, "MODEL-WRITTEN REPLY"},
+		{"drafts fail, template used", ollamafake.Reply{Status: 503, Error: "busy"}, "I'm sorry your order hasn't reached you"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := ollamafake.New(DefaultConfig().Ollama.Model)
+			defer fake.Close()
+			fake.OnChat(func(req api.ChatRequest) ollamafake.Reply {
+				if strings.Contains(string(req.Format), "brief") {
+					return tt.draftReply
+				}
+				return ollamafake.Reply{Content: modelAnswer}
+			})
+			t.Setenv(EnvOllamaHost, fake.URL)
+			in := t.TempDir() + "/in.jsonl"
+			writeFile(t, in, `{"id":"m1","channel":"chat","text":"hello, where is my parcel?"}`+"\n")
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), []string{"demo", "--input", in, "--db", t.TempDir() + "/d.db"},
+				strings.NewReader(""), &out, &errOut)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, errOut.String())
+			}
+			if !strings.Contains(out.String(), "Ollama model") || !strings.Contains(out.String(), tt.wantDraft) {
+				t.Errorf("demo output lacks the model marker or %q:\n%s", tt.wantDraft, out.String())
+			}
+		})
+	}
+}
