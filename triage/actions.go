@@ -48,10 +48,14 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
 		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
 			Detail: fmt.Sprintf("reply %d chars", len(reply))}, PostCardUpdate, PostThread)
-		if t.Source == SourceSlack {
+		switch t.Source {
+		case SourceSlack:
 			channel, ts, _ := strings.Cut(t.ReplyTo, "/")
 			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
 				ThreadTS: ts, Actor: actor, Text: reply, CreatedAt: now})
+		case SourceEmail, SourceWebhook:
+			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: OutboundChannel(t.Source),
+				ThreadTS: t.ReplyTo, Actor: actor, Text: reply, CreatedAt: now})
 		}
 		return ev, nil
 	})

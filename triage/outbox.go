@@ -18,10 +18,19 @@ const (
 	PostThread PostKind = "thread"
 	// PostEscalation mentions the owner in the escalation channel.
 	PostEscalation PostKind = "escalation"
-	// PostCustomerReply is the approved reply in the customer's own Slack
-	// thread (Slack-sourced tickets only).
+	// PostCustomerReply is the approved reply to the customer, sent back the
+	// way the ticket came: in the customer's own Slack thread, or through the
+	// outbound channel of its source (see OutboundChannel).
 	PostCustomerReply PostKind = "customer_reply"
 )
+
+// OutboundPrefix starts the outbox channel of replies that leave by another
+// way than Slack: "out:email", "out:webhook". The Slack poster leaves those
+// channels to their own senders.
+const OutboundPrefix = "out:"
+
+// OutboundChannel is the outbox channel of replies to tickets from src.
+func OutboundChannel(src Source) string { return OutboundPrefix + string(src) }
 
 // Post is one Slack message waiting in the outbox. It says what happened and
 // to whom; the bot turns it into Block Kit at posting time, from the ticket as
@@ -35,7 +44,8 @@ type Post struct {
 	// ticket's routed channel, so card updates and thread posts queue behind
 	// the card they refer to.
 	Channel string `json:"channel,omitempty"`
-	// ThreadTS is the thread a customer reply goes to.
+	// ThreadTS is the Slack thread a customer reply goes to; for outbound
+	// replies it is the ticket's ReplyTo (a Message-ID, a callback URL).
 	ThreadTS string `json:"thread_ts,omitempty"`
 	// Action, Actor and Detail describe the change being announced.
 	Action string `json:"action,omitempty"`
