@@ -15,12 +15,13 @@ import (
 // ActionReceived is the audit action Create records, as the bbolt store does.
 const ActionReceived = "received"
 
-// Tickets is an in-memory triage.Tickets, safe for concurrent use. It keeps
-// the contract of the bbolt store: Create assigns IDs "T1", "T2", … and
-// customer IDs "C1", "C2", …, dedupes on source and external ID, merges
-// customers by triage.CustomerKey and records a "received" audit event;
-// Update writes the ticket and its event only when fn succeeds. Every ticket
-// going in or out is copied, so callers never share memory with the store.
+// Tickets is an in-memory triage.Tickets and triage.Outbox, safe for
+// concurrent use. It keeps the contract of the bbolt store: Create assigns
+// IDs "T1", "T2", … and customer IDs "C1", "C2", …, dedupes on source and
+// external ID, merges customers by triage.CustomerKey and records a
+// "received" audit event; Update writes the ticket, its event and the
+// event's posts only when fn succeeds. Every ticket going in or out is
+// copied, so callers never share memory with the store.
 type Tickets struct {
 	clock triage.Clock
 
@@ -31,6 +32,8 @@ type Tickets struct {
 	custSeq   int
 	customers map[string]triage.Customer
 	identity  map[string]string // triage.CustomerKey → customer ID
+	postSeq   int
+	outbox    []triage.Post // pending, in enqueue order
 }
 
 // entry is one stored ticket with its creation order and audit trail.
@@ -215,6 +218,10 @@ func (s *Tickets) Update(ctx context.Context, id string, fn func(*triage.Ticket)
 	if ev.To == "" {
 		ev.To = t.State
 	}
+	posts := ev.Posts
+	// The audit trail keeps no posts, as a store's encoded events do not.
+	ev.Posts = nil
+	s.enqueue(t, posts)
 	e.ticket = cloneTicket(t)
 	e.audit = append(e.audit, ev)
 	return t, nil

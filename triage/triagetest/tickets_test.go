@@ -267,7 +267,7 @@ func TestUpdate(t *testing.T) {
 			if !reflect.DeepEqual(got, stored) {
 				t.Errorf("returned %+v, stored %+v", got, stored)
 			}
-			if len(audit) != 2 || audit[1] != tc.wantEv {
+			if len(audit) != 2 || !reflect.DeepEqual(audit[1], tc.wantEv) {
 				t.Errorf("audit = %+v, want second event %+v", audit, tc.wantEv)
 			}
 		})
@@ -573,5 +573,90 @@ func TestClassifierAndDrafter(t *testing.T) {
 	}
 	if d.Calls() != 3 || d.Requests()[2].Policy != "p3" {
 		t.Errorf("Calls = %d, requests %+v", d.Calls(), d.Requests())
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+	clock := NewClock(t0)
+	s := NewTickets(clock)
+	tk := mustCreate(t, s, newTicket(triage.SourceEmail, "m1", t0), triage.Customer{})
+	other := mustCreate(t, s, newTicket(triage.SourceEmail, "m2", t0), triage.Customer{})
+
+	// A post before the ticket is routed keeps its empty channel.
+	if err := s.Enqueue(ctx, triage.Post{Kind: triage.PostThread, TicketID: other.ID}); err != nil {
+		t.Fatal(err)
+	}
+	route := func(t *triage.Ticket) (triage.AuditEvent, error) {
+		t.Route = triage.Route{Channel: "C0QUEUE"}
+		return triage.AuditEvent{Actor: triage.ActorSystem, Action: "triaged", Posts: []triage.Post{
+			{Kind: triage.PostCard, TicketID: t.ID, Channel: "C0QUEUE", Mentions: []string{"U1"}},
+			{Kind: triage.PostThread, TicketID: t.ID},
+			{Kind: triage.PostEscalation, TicketID: t.ID, Channel: "C0ESC"},
+		}}, nil
+	}
+	if _, err := s.Update(ctx, tk.ID, route); err != nil {
+		t.Fatal(err)
+	}
+	// A failed change enqueues nothing.
+	_, err := s.Update(ctx, tk.ID, func(t *triage.Ticket) (triage.AuditEvent, error) {
+		return triage.AuditEvent{Actor: "U1", Action: "x", Posts: []triage.Post{{Kind: triage.PostThread}}}, errors.New("no")
+	})
+	if err == nil {
+		t.Fatal("failing fn succeeded")
+	}
+	for _, ev := range s.Audit(tk.ID) {
+		if ev.Posts != nil {
+			t.Errorf("audit event %s kept its posts", ev.Action)
+		}
+	}
+	var got []string
+	for _, p := range s.Posts() {
+		got = append(got, fmt.Sprintf("%s %s %s %s", p.ID, p.Kind, p.TicketID, p.Channel))
+	}
+	want := []string{"P1 thread T2 ", "P2 card T1 C0QUEUE", "P3 thread T1 C0QUEUE", "P4 escalation T1 C0ESC"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("posts %q, want %q", got, want)
+	}
+	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"", "C0ESC", "C0QUEUE"}) {
+		t.Errorf("channels %q", chans)
+	}
+
+	pending, err := s.Pending(ctx, "C0QUEUE", 1)
+	if err != nil || len(pending) != 1 || pending[0].ID != "P2" || !slices.Equal(pending[0].Mentions, []string{"U1"}) {
+		t.Fatalf("Pending(C0QUEUE, 1) = %+v, %v", pending, err)
+	}
+	card := pending[0]
+	if err := s.Retry(ctx, card); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Pending(ctx, "C0QUEUE", 10); len(p) != 2 || p[0].ID != "P2" || p[0].Attempts != 1 {
+		t.Errorf("after Retry: %+v", p)
+	}
+	ref := triage.SlackRef{Channel: "C0QUEUE", TS: "1700000000.000100"}
+	if err := s.Done(ctx, card, ref); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := s.Get(ctx, tk.ID); stored.Slack != ref {
+		t.Errorf("card Done recorded %+v, want %+v", stored.Slack, ref)
+	}
+	thread, _ := s.Pending(ctx, "C0QUEUE", 10)
+	if len(thread) != 1 || thread[0].ID != "P3" {
+		t.Fatalf("after Done: %+v", thread)
+	}
+	if err := s.Done(ctx, thread[0], triage.SlackRef{TS: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := s.Get(ctx, tk.ID); stored.Slack != ref {
+		t.Errorf("a thread post's Done changed the card ref to %+v", stored.Slack)
+	}
+	if err := s.Done(ctx, card, ref); !errors.Is(err, triage.ErrNotFound) {
+		t.Errorf("Done twice: err = %v, want ErrNotFound", err)
+	}
+	if err := s.Retry(ctx, triage.Post{ID: "P99"}); !errors.Is(err, triage.ErrNotFound) {
+		t.Errorf("Retry unknown: err = %v, want ErrNotFound", err)
+	}
+	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"", "C0ESC"}) {
+		t.Errorf("channels after draining C0QUEUE: %q", chans)
 	}
 }
