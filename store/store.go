@@ -1,5 +1,5 @@
 // Package store keeps casebot's state in one bbolt file (SPEC sections 1 and
-// 8) and implements triage.Tickets on it.
+// 8) and implements triage.Tickets and triage.Outbox on it.
 //
 // Bucket layout (all keys and values are bytes; "+" is concatenation, "\x00"
 // a separator byte, ts an 8-byte big-endian received-at in Unix nanoseconds
@@ -14,6 +14,8 @@
 //	by_time       ts + ticket ID → ticket ID
 //	by_customer   customer ID + "\x00" + ts + ticket ID → ticket ID
 //	audit         ticket ID + "\x00" + 8-byte big-endian sequence → versioned AuditEvent
+//	outbox        one nested bucket per Slack channel ID:
+//	  <channel>   8-byte big-endian outbox sequence → versioned triage.Post
 //
 // The time-ordered indexes exist so that a window query seeks to the start of
 // its window and stops at its end instead of scanning every ticket.
@@ -23,12 +25,22 @@
 // domain type without a migration; a record from a newer, unknown version is
 // refused with an error that names the version.
 //
+// The outbox sequence is global (the outbox bucket's own), so a channel's
+// posts sort in the order they were written however channels interleave, and
+// Post.ID is that sequence zero-padded. A bucket per channel makes Channels a
+// walk over a handful of bucket names and Pending a cursor from the first
+// key, without reading other channels' posts.
+//
 // A ticket, its index entries and its audit event are always written in one
 // bbolt transaction, which bbolt commits with an fsync: once Create returns
 // the ticket survives a crash (SPEC invariant 1). Concurrent Creates share a
 // transaction, and so an fsync, when they arrive while a commit is running;
 // an Update's change and its audit event likewise commit together or not at
-// all (invariant 5).
+// all (invariant 5), and so do the Slack posts the event carries, which go
+// into the outbox in that same transaction (invariant 6): a change is never
+// stored without its announcement, nor announced without being stored.
+// Delivering a card and recording its Slack reference on the ticket also
+// share a transaction (Done).
 package store
 
 import (
@@ -67,9 +79,10 @@ var (
 	bucketByTime     = []byte("by_time")
 	bucketByCustomer = []byte("by_customer")
 	bucketAudit      = []byte("audit")
+	bucketOutbox     = []byte("outbox")
 
 	allBuckets = [][]byte{bucketMeta, bucketTickets, bucketCustomers, bucketIdentity,
-		bucketExternal, bucketByTime, bucketByCustomer, bucketAudit}
+		bucketExternal, bucketByTime, bucketByCustomer, bucketAudit, bucketOutbox}
 
 	keySchemaVersion = []byte("schema_version")
 	keyTicketCount   = []byte("ticket_count")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func TestCreateGetUpdate(t *testing.T) {
 		if events[i].At.Equal(want[i].At) {
 			events[i].At = want[i].At
 		}
-		if events[i] != want[i] {
+		if !reflect.DeepEqual(events[i], want[i]) {
 			t.Errorf("audit[%d] = %+v, want %+v", i, events[i], want[i])
 		}
 	}

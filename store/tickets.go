@@ -35,7 +35,7 @@ var _ triage.Tickets = (*DB)(nil)
 
 // buckets holds the buckets of one transaction.
 type buckets struct {
-	meta, tickets, customers, identity, external, byTime, byCustomer, audit *bolt.Bucket
+	meta, tickets, customers, identity, external, byTime, byCustomer, audit, outbox *bolt.Bucket
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
@@ -48,6 +48,7 @@ func bucketsOf(tx *bolt.Tx) buckets {
 		byTime:     tx.Bucket(bucketByTime),
 		byCustomer: tx.Bucket(bucketByCustomer),
 		audit:      tx.Bucket(bucketAudit),
+		outbox:     tx.Bucket(bucketOutbox),
 	}
 }
 
@@ -139,13 +140,13 @@ func createTx(b buckets, t triage.Ticket, customer triage.Customer, now time.Tim
 	if err := addTicketCount(b.meta, 1); err != nil {
 		return t, false, err
 	}
-	err = putAudit(b, triage.AuditEvent{
+	err = putEvent(b, triage.AuditEvent{
 		TicketID: t.ID,
 		At:       now,
 		Actor:    triage.ActorSystem,
 		Action:   ActionReceived,
 		To:       t.State,
-	})
+	}, &t)
 	return t, false, err
 }
 
@@ -255,13 +256,17 @@ func (db *DB) Get(ctx context.Context, id string) (triage.Ticket, error) {
 }
 
 // Update runs fn on the stored ticket inside a write transaction and stores
-// the changed ticket together with the audit event fn returns. If fn fails,
-// nothing is written and its error is returned wrapped.
+// the changed ticket together with the audit event fn returns and the event's
+// Posts, which go into the outbox (see Enqueue). If fn fails, nothing is
+// written or enqueued and its error is returned wrapped.
 //
 // The event must name its Actor and Action. Empty fields are filled in:
 // TicketID with id, At with the clock's now, From with the state before fn
-// and To with the state after it. fn may not change the fields the indexes
-// are built from (ID, Source, ExternalID, CustomerID, ReceivedAt).
+// and To with the state after it. A post's empty TicketID becomes id, its
+// zero CreatedAt the event's time, and its empty Channel the ticket's
+// Route.Channel after fn; a post left with no channel fails the whole Update
+// with ErrNoChannel. fn may not change the fields the indexes are built from
+// (ID, Source, ExternalID, CustomerID, ReceivedAt).
 func (db *DB) Update(ctx context.Context, id string, fn func(*triage.Ticket) (triage.AuditEvent, error)) (triage.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return triage.Ticket{}, fmt.Errorf("update ticket %s: %w", id, err)
@@ -305,7 +310,7 @@ func (db *DB) Update(ctx context.Context, id string, fn func(*triage.Ticket) (tr
 		if err := putTicket(b, t); err != nil {
 			return err
 		}
-		if err := putAudit(b, ev); err != nil {
+		if err := putEvent(b, ev, &t); err != nil {
 			return err
 		}
 		out = t
@@ -545,6 +550,19 @@ func putTicket(b buckets, t triage.Ticket) error {
 	}
 	if err := b.tickets.Put([]byte(t.ID), raw); err != nil {
 		return fmt.Errorf("put ticket %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// putEvent writes ev and enqueues the posts announcing it, so an audited
+// change and its Slack posts commit together. t is the ticket after the
+// change; posts without a channel go to its routed channel.
+func putEvent(b buckets, ev triage.AuditEvent, t *triage.Ticket) error {
+	if err := putAudit(b, ev); err != nil {
+		return err
+	}
+	if err := enqueueTx(b, ev.Posts, t, ev.At); err != nil {
+		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil
 }
