@@ -16,8 +16,8 @@ import (
 var (
 	// ErrNotFound is returned when a ticket, customer or record does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrDuplicate is returned when an inbound message was already stored; the
-	// error is wrapped with the ID of the existing ticket (see DuplicateError).
+	// ErrDuplicate is returned when an inbound message was already stored;
+	// Tickets.Create returns it wrapped, together with the existing ticket.
 	ErrDuplicate = errors.New("duplicate inbound message")
 	// ErrInvalidTransition is returned when a state change is not allowed from
 	// the ticket's current state.
