@@ -3,9 +3,11 @@ package triage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -631,4 +633,222 @@ func countOf(ss []string, s string) int {
 		}
 	}
 	return n
+}
+
+// postsOf lists "kind channel mentions" of the pending posts about id.
+func postsOf(f *fixture, id string) []string {
+	var out []string
+	for _, p := range f.store.Posts() {
+		if p.TicketID == id {
+			out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s %s", p.Kind, p.Channel, strings.Join(p.Mentions, ","))))
+		}
+	}
+	return out
+}
+
+// TestPosts follows a Slack-sourced legal ticket through its life and checks
+// the outbox: one card, in the routed channel; no customer-facing message
+// until a person approves, and then exactly what they approved (SPEC
+// invariants 3 and 6).
+func TestPosts(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	in := f.inbound("1700000000.000200", lawyer, ann)
+	in.Source, in.ReplyTo = triage.SourceSlack, "C0INTAKE/1700000000.000200"
+	tk := f.process(t, in)
+	f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "b", Reply: draft}}
+	must := func(_ triage.Ticket, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(f.tr.WriteDraft(ctx, tk.ID, ann, ""))
+	must(f.tr.Override(ctx, tk.ID, agent, "type", "refund"))
+	if _, err := f.tr.Approve(ctx, tk.ID, agent, draft); !errors.Is(err, triage.ErrNotAuthorized) {
+		t.Fatalf("Approve by %s: %v", agent, err)
+	}
+	for _, p := range f.store.Posts() {
+		if p.Kind == triage.PostCustomerReply {
+			t.Fatalf("customer reply queued before anyone approved: %+v", p)
+		}
+	}
+	must(f.tr.Approve(ctx, tk.ID, approver, draft+" Sam"))
+	must(f.tr.Escalate(ctx, tk.ID, approver, "legal", "threat of action"))
+	must(f.tr.Resolve(ctx, tk.ID, approver, triage.Resolution{RootCause: "carrier_delay", Method: "refund"}, time.Hour))
+	must(f.tr.FollowedUp(ctx, tk.ID))
+	must(f.tr.Rate(ctx, tk.ID, 1))
+
+	want := []string{
+		"card C0ESCALATE U0LEGAL01",   // triaged
+		"card_update C0ESCALATE",      // drafted
+		"card_update C0ESCALATE",      // classification changed
+		"card_update C0ESCALATE",      // approved
+		"thread C0ESCALATE",           //
+		"customer_reply C0INTAKE",     //
+		"card_update C0ESCALATE",      // escalated
+		"thread C0ESCALATE legal",     //
+		"escalation C0ESCALATE legal", //
+		"card_update C0ESCALATE",      // resolved
+		"thread C0ESCALATE",           //
+		"card_update C0ESCALATE",      // rated 1: reopened
+		"thread C0ESCALATE legal",     // the assignee is mentioned
+	}
+	if got := postsOf(f, tk.ID); !slices.Equal(got, want) {
+		t.Errorf("posts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var replies []triage.Post
+	for _, p := range f.store.Posts() {
+		if p.Kind == triage.PostCustomerReply {
+			replies = append(replies, p)
+		}
+	}
+	if len(replies) != 1 || replies[0].Text != draft+" Sam" || replies[0].ThreadTS != "1700000000.000200" || replies[0].Actor != approver {
+		t.Errorf("customer replies %+v, want the approved text in the customer's thread", replies)
+	}
+}
+
+// TestCustomerReplyBySource: an approved reply goes back the way the ticket
+// came; a source with no way back gets none, and the agent copies the text.
+func TestCustomerReplyBySource(t *testing.T) {
+	tests := []struct {
+		src     triage.Source
+		replyTo string
+		want    string // "channel thread", "" for no customer reply
+	}{
+		{triage.SourceSlack, "C0INTAKE/1700000000.000300", "C0INTAKE 1700000000.000300"},
+		{triage.SourceEmail, "<abc@mail.example.com>", triage.OutboundChannel(triage.SourceEmail) + " <abc@mail.example.com>"},
+		{triage.SourceWebhook, "https://shop.example.com/hook", triage.OutboundChannel(triage.SourceWebhook) + " https://shop.example.com/hook"},
+		{triage.SourceManual, "", ""},
+		{triage.SourceImport, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.src), func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			in := f.inbound("m1", routine, ann)
+			in.Source, in.ReplyTo = tc.src, tc.replyTo
+			tk := f.process(t, in)
+			if _, err := f.tr.Approve(context.Background(), tk.ID, agent, "On its way."); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range f.store.Posts() {
+				if p.Kind == triage.PostCustomerReply {
+					got = append(got, p.Channel+" "+p.ThreadTS)
+					if p.Text != "On its way." || p.Actor != agent || p.TicketID != tk.ID {
+						t.Errorf("customer reply %+v", p)
+					}
+				}
+			}
+			var want []string
+			if tc.want != "" {
+				want = []string{tc.want}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("customer replies to %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	tests := []struct {
+		name  string
+		steps []string
+		ok    bool
+	}{
+		{"resolved", []string{"resolve"}, true},
+		{"closed", []string{"resolve", "rate5"}, true},
+		{"open", nil, false},
+		{"already reopened", []string{"resolve", "rate1"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", routine, "")
+			var err error
+			for _, step := range tc.steps {
+				switch step {
+				case "resolve":
+					tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, 0)
+				case "rate5":
+					tk, err = f.tr.Rate(ctx, tk.ID, 5)
+				case "rate1":
+					tk, err = f.tr.Rate(ctx, tk.ID, 1)
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+			}
+			audit := f.store.Audit(tk.ID)
+			got, err := f.tr.Reopen(ctx, tk.ID, approver, "customer called")
+			if !tc.ok {
+				if !errors.Is(err, triage.ErrInvalidTransition) {
+					t.Fatalf("err = %v, want ErrInvalidTransition", err)
+				}
+				f.unchanged(t, tk, audit)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := lastEvent(f, tk.ID)
+			if got.State != triage.StateReopened || ev.Action != "reopened" || ev.Actor != approver || ev.From != tk.State {
+				t.Errorf("state %s, event %+v", got.State, ev)
+			}
+		})
+	}
+}
+
+func TestAppendEntry(t *testing.T) {
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	tests := []struct {
+		name    string
+		resolve bool
+		close   bool
+		after   time.Duration // since resolution (or intake)
+		want    triage.State
+	}{
+		{"open ticket", false, false, time.Hour, triage.StateAwaitingReview},
+		{"resolved, within the window", true, false, 3 * day, triage.StateReopened},
+		{"closed, at the window's end", true, true, triage.ReopenWindow, triage.StateReopened},
+		{"closed, after the window", true, true, triage.ReopenWindow + time.Minute, triage.StateClosed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", routine, "")
+			var err error
+			if tc.resolve {
+				if tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.close {
+				if tk, err = f.tr.Rate(ctx, tk.ID, 4); err != nil {
+					t.Fatal(err)
+				}
+			}
+			at := f.clock.Advance(tc.after)
+			got, err := f.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: "ann@example.com", Body: "Any news?"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != tc.want {
+				t.Errorf("state %s, want %s", got.State, tc.want)
+			}
+			want := []triage.Entry{{At: at, Author: "ann@example.com", Body: "Any news?"}}
+			if !reflect.DeepEqual(got.Entries, want) {
+				t.Errorf("entries %+v, want %+v", got.Entries, want)
+			}
+			if ev := lastEvent(f, tk.ID); ev.Action != "customer_wrote" || ev.Actor != triage.ActorCustomer ||
+				ev.From != tk.State || ev.To != tc.want {
+				t.Errorf("audit event %+v", ev)
+			}
+		})
+	}
 }

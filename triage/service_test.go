@@ -564,6 +564,15 @@ func TestClassifyKeepsLifecycle(t *testing.T) {
 	if err == nil && got.State != triage.StateClosed {
 		t.Errorf("Classify moved a closed ticket to %s without an allowed transition", got.State)
 	}
+	cards := 0
+	for _, p := range f.store.Posts() {
+		if p.Kind == triage.PostCard && p.TicketID == tk.ID {
+			cards++
+		}
+	}
+	if cards != 1 {
+		t.Errorf("%d cards queued for one ticket, want 1 (SPEC invariant 6)", cards)
+	}
 }
 
 func TestMergeAmount(t *testing.T) {
