@@ -852,3 +852,21 @@ func TestAppendEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendEntryBeforeRouting: a customer's thread reply that arrives
+// while the ticket is stored but not yet classified must not be lost.
+func TestAppendEntryBeforeRouting(t *testing.T) {
+	knownBug(t, "AppendEntry on a received (unrouted) ticket attaches card_update and thread posts with no channel; the store refuses them (ErrNoChannel) and the entry is lost")
+	ctx := context.Background()
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	tk, err := f.tr.Intake(ctx, f.inbound("m1", routine, ann))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: "ann@example.com", Body: "Order 1042, by the way."}); err != nil {
+		t.Fatalf("AppendEntry before routing: %v", err)
+	}
+	if got := f.get(t, tk.ID); len(got.Entries) != 1 {
+		t.Errorf("entries %+v, want the reply kept", got.Entries)
+	}
+}

@@ -2,41 +2,74 @@ package triagetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/casebot/casebot/triage"
 )
 
-// enqueue adds posts about t to the outbox: IDs "P1", "P2", … in order, an
-// empty Channel filled with t's routed channel. A post with no channel about
-// a ticket not yet routed stays pending under the empty channel, where a test
-// can see it. The caller holds s.mu.
-func (s *Tickets) enqueue(t triage.Ticket, posts []triage.Post) {
-	for _, p := range posts {
-		if p.Channel == "" {
-			p.Channel = t.Route.Channel
+// ActionCardPosted is the audit action Done records when a ticket's card has
+// been posted, as the bbolt store does.
+const ActionCardPosted = "card_posted"
+
+// ErrNoChannel is returned, as the bbolt store returns its own, when a post
+// names no channel and its ticket has no routed channel to fill in.
+var ErrNoChannel = errors.New("post has no channel and its ticket has no routed channel")
+
+// enqueue adds posts to the outbox with the bbolt store's rules, all or
+// none: IDs "P1", "P2", … in order; an empty TicketID becomes cur's, a zero
+// CreatedAt now, and an empty Channel the ticket's routed channel. A post
+// with no kind, or with nowhere to go, is an error. cur is the ticket being
+// changed, if any. The caller holds s.mu.
+func (s *Tickets) enqueue(cur *triage.Ticket, posts []triage.Post, now time.Time) error {
+	out := make([]triage.Post, len(posts))
+	for i, p := range posts {
+		if p.Kind == "" {
+			return fmt.Errorf("post %d: no kind", i)
 		}
+		if p.TicketID == "" && cur != nil {
+			p.TicketID = cur.ID
+		}
+		if p.CreatedAt.IsZero() {
+			p.CreatedAt = now
+		}
+		if p.Channel == "" {
+			switch {
+			case cur != nil && p.TicketID == cur.ID:
+				p.Channel = cur.Route.Channel
+			case p.TicketID != "":
+				e, ok := s.tickets[p.TicketID]
+				if !ok {
+					return fmt.Errorf("post %d: ticket %s: %w", i, p.TicketID, triage.ErrNotFound)
+				}
+				p.Channel = e.ticket.Route.Channel
+			}
+			if p.Channel == "" {
+				return fmt.Errorf("post %d (%s for ticket %q): %w", i, p.Kind, p.TicketID, ErrNoChannel)
+			}
+		}
+		out[i] = clonePost(p)
+	}
+	for _, p := range out {
 		s.postSeq++
 		p.ID = fmt.Sprintf("P%d", s.postSeq)
-		s.outbox = append(s.outbox, clonePost(p))
+		s.outbox = append(s.outbox, p)
 	}
+	return nil
 }
 
-// Enqueue implements triage.Outbox. A post naming a stored ticket but no
-// channel goes to the ticket's routed channel.
+// Enqueue implements triage.Outbox for posts that announce no ticket change.
 func (s *Tickets) Enqueue(ctx context.Context, posts ...triage.Post) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
 	}
+	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range posts {
-		var t triage.Ticket
-		if e, ok := s.tickets[p.TicketID]; ok {
-			t = e.ticket
-		}
-		s.enqueue(t, []triage.Post{p})
+	if err := s.enqueue(nil, posts, now); err != nil {
+		return fmt.Errorf("enqueue: %w", err)
 	}
 	return nil
 }
@@ -79,23 +112,31 @@ func (s *Tickets) Pending(ctx context.Context, channel string, n int) ([]triage.
 }
 
 // Done implements triage.Outbox: it removes p and, for a card, records ref
-// on p's ticket. An unknown post is an error wrapping triage.ErrNotFound.
+// on p's ticket with a card_posted audit event. A post no longer pending is
+// ignored, so a drainer may call Done twice.
 func (s *Tickets) Done(ctx context.Context, p triage.Post, ref triage.SlackRef) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("outbox done: %w", err)
+		return fmt.Errorf("post %s done: %w", p.ID, err)
 	}
+	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, err := s.postIndex(p.ID)
 	if err != nil {
-		return err
+		return nil
 	}
-	if p.Kind == triage.PostCard {
-		e, ok := s.tickets[p.TicketID]
-		if !ok {
-			return fmt.Errorf("outbox done: card of ticket %s: %w", p.TicketID, triage.ErrNotFound)
+	// The pending record, not the caller's copy, says what the post is.
+	stored := s.outbox[i]
+	if stored.Kind == triage.PostCard {
+		if ref.Channel == "" || ref.TS == "" {
+			return fmt.Errorf("post %s done: card of ticket %s: incomplete Slack reference %+v", p.ID, stored.TicketID, ref)
 		}
-		e.ticket.Slack = ref
+		if e, ok := s.tickets[stored.TicketID]; ok {
+			e.ticket.Slack = ref
+			e.audit = append(e.audit, triage.AuditEvent{TicketID: stored.TicketID, At: now, Actor: triage.ActorSystem,
+				Action: ActionCardPosted, From: e.ticket.State, To: e.ticket.State,
+				Detail: fmt.Sprintf("channel %s ts %s", ref.Channel, ref.TS)})
+		}
 	}
 	s.outbox = slices.Delete(s.outbox, i, i+1)
 	return nil

@@ -218,10 +218,11 @@ func (s *Tickets) Update(ctx context.Context, id string, fn func(*triage.Ticket)
 	if ev.To == "" {
 		ev.To = t.State
 	}
-	posts := ev.Posts
+	if err := s.enqueue(&t, ev.Posts, now); err != nil {
+		return triage.Ticket{}, fmt.Errorf("update ticket %s: %w", id, err)
+	}
 	// The audit trail keeps no posts, as a store's encoded events do not.
 	ev.Posts = nil
-	s.enqueue(t, posts)
 	e.ticket = cloneTicket(t)
 	e.audit = append(e.audit, ev)
 	return t, nil

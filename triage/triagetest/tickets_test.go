@@ -583,23 +583,46 @@ func TestOutbox(t *testing.T) {
 	tk := mustCreate(t, s, newTicket(triage.SourceEmail, "m1", t0), triage.Customer{})
 	other := mustCreate(t, s, newTicket(triage.SourceEmail, "m2", t0), triage.Customer{})
 
-	// A post before the ticket is routed keeps its empty channel.
-	if err := s.Enqueue(ctx, triage.Post{Kind: triage.PostThread, TicketID: other.ID}); err != nil {
-		t.Fatal(err)
+	// Posts with nowhere to go, or no kind, are refused whole.
+	err := s.Enqueue(ctx, triage.Post{Kind: triage.PostThread, TicketID: tk.ID, Channel: "C1"},
+		triage.Post{Kind: triage.PostThread, TicketID: other.ID})
+	if !errors.Is(err, ErrNoChannel) {
+		t.Errorf("Enqueue for an unrouted ticket: err = %v, want ErrNoChannel", err)
 	}
+	if err := s.Enqueue(ctx, triage.Post{Channel: "C1"}); err == nil {
+		t.Error("Enqueue of a post without kind succeeded")
+	}
+	if err := s.Enqueue(ctx, triage.Post{Kind: triage.PostThread, TicketID: "T99"}); !errors.Is(err, triage.ErrNotFound) {
+		t.Errorf("Enqueue for an unknown ticket: err = %v, want ErrNotFound", err)
+	}
+	_, err = s.Update(ctx, other.ID, func(t *triage.Ticket) (triage.AuditEvent, error) {
+		t.Brief = "b"
+		return triage.AuditEvent{Actor: "U1", Action: "noted", Posts: []triage.Post{{Kind: triage.PostCardUpdate}}}, nil
+	})
+	if !errors.Is(err, ErrNoChannel) {
+		t.Errorf("Update posting about an unrouted ticket: err = %v, want ErrNoChannel", err)
+	}
+	if got, _ := s.Get(ctx, other.ID); got.Brief != "" || len(s.Audit(other.ID)) != 1 {
+		t.Error("a refused post let its change through")
+	}
+	if len(s.Posts()) != 0 {
+		t.Fatalf("refused posts queued: %+v", s.Posts())
+	}
+
+	clock.Advance(time.Minute)
 	route := func(t *triage.Ticket) (triage.AuditEvent, error) {
 		t.Route = triage.Route{Channel: "C0QUEUE"}
 		return triage.AuditEvent{Actor: triage.ActorSystem, Action: "triaged", Posts: []triage.Post{
 			{Kind: triage.PostCard, TicketID: t.ID, Channel: "C0QUEUE", Mentions: []string{"U1"}},
-			{Kind: triage.PostThread, TicketID: t.ID},
-			{Kind: triage.PostEscalation, TicketID: t.ID, Channel: "C0ESC"},
+			{Kind: triage.PostThread},
+			{Kind: triage.PostEscalation, TicketID: t.ID, Channel: "C0ESC", CreatedAt: t0},
 		}}, nil
 	}
 	if _, err := s.Update(ctx, tk.ID, route); err != nil {
 		t.Fatal(err)
 	}
 	// A failed change enqueues nothing.
-	_, err := s.Update(ctx, tk.ID, func(t *triage.Ticket) (triage.AuditEvent, error) {
+	_, err = s.Update(ctx, tk.ID, func(t *triage.Ticket) (triage.AuditEvent, error) {
 		return triage.AuditEvent{Actor: "U1", Action: "x", Posts: []triage.Post{{Kind: triage.PostThread}}}, errors.New("no")
 	})
 	if err == nil {
@@ -612,51 +635,58 @@ func TestOutbox(t *testing.T) {
 	}
 	var got []string
 	for _, p := range s.Posts() {
-		got = append(got, fmt.Sprintf("%s %s %s %s", p.ID, p.Kind, p.TicketID, p.Channel))
+		got = append(got, fmt.Sprintf("%s %s %s %s %s", p.ID, p.Kind, p.TicketID, p.Channel, p.CreatedAt.Format("15:04")))
 	}
-	want := []string{"P1 thread T2 ", "P2 card T1 C0QUEUE", "P3 thread T1 C0QUEUE", "P4 escalation T1 C0ESC"}
+	want := []string{"P1 card T1 C0QUEUE 09:01", "P2 thread T1 C0QUEUE 09:01", "P3 escalation T1 C0ESC 09:00"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("posts %q, want %q", got, want)
 	}
-	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"", "C0ESC", "C0QUEUE"}) {
+	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"C0ESC", "C0QUEUE"}) {
 		t.Errorf("channels %q", chans)
 	}
 
 	pending, err := s.Pending(ctx, "C0QUEUE", 1)
-	if err != nil || len(pending) != 1 || pending[0].ID != "P2" || !slices.Equal(pending[0].Mentions, []string{"U1"}) {
+	if err != nil || len(pending) != 1 || pending[0].ID != "P1" || !slices.Equal(pending[0].Mentions, []string{"U1"}) {
 		t.Fatalf("Pending(C0QUEUE, 1) = %+v, %v", pending, err)
 	}
 	card := pending[0]
 	if err := s.Retry(ctx, card); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := s.Pending(ctx, "C0QUEUE", 10); len(p) != 2 || p[0].ID != "P2" || p[0].Attempts != 1 {
+	if p, _ := s.Pending(ctx, "C0QUEUE", 10); len(p) != 2 || p[0].ID != "P1" || p[0].Attempts != 1 {
 		t.Errorf("after Retry: %+v", p)
 	}
+	if err := s.Done(ctx, card, triage.SlackRef{Channel: "C0QUEUE"}); err == nil {
+		t.Error("Done of a card without its ts succeeded")
+	}
 	ref := triage.SlackRef{Channel: "C0QUEUE", TS: "1700000000.000100"}
+	// The pending record decides what the post is, not the caller's copy.
+	card.Kind = triage.PostThread
 	if err := s.Done(ctx, card, ref); err != nil {
 		t.Fatal(err)
 	}
-	if stored, _ := s.Get(ctx, tk.ID); stored.Slack != ref {
-		t.Errorf("card Done recorded %+v, want %+v", stored.Slack, ref)
+	stored, _ := s.Get(ctx, tk.ID)
+	audit := s.Audit(tk.ID)
+	if stored.Slack != ref || audit[len(audit)-1].Action != ActionCardPosted {
+		t.Errorf("card Done recorded %+v with audit %+v, want %+v and card_posted", stored.Slack, audit, ref)
 	}
 	thread, _ := s.Pending(ctx, "C0QUEUE", 10)
-	if len(thread) != 1 || thread[0].ID != "P3" {
+	if len(thread) != 1 || thread[0].ID != "P2" {
 		t.Fatalf("after Done: %+v", thread)
 	}
-	if err := s.Done(ctx, thread[0], triage.SlackRef{TS: "other"}); err != nil {
+	if err := s.Done(ctx, thread[0], triage.SlackRef{}); err != nil {
 		t.Fatal(err)
 	}
-	if stored, _ := s.Get(ctx, tk.ID); stored.Slack != ref {
-		t.Errorf("a thread post's Done changed the card ref to %+v", stored.Slack)
+	if stored, _ := s.Get(ctx, tk.ID); stored.Slack != ref || len(s.Audit(tk.ID)) != len(audit) {
+		t.Errorf("a thread post's Done changed the ticket: %+v", stored.Slack)
 	}
-	if err := s.Done(ctx, card, ref); !errors.Is(err, triage.ErrNotFound) {
-		t.Errorf("Done twice: err = %v, want ErrNotFound", err)
+	if err := s.Done(ctx, card, ref); err != nil {
+		t.Errorf("Done twice: %v, want nil", err)
 	}
 	if err := s.Retry(ctx, triage.Post{ID: "P99"}); !errors.Is(err, triage.ErrNotFound) {
 		t.Errorf("Retry unknown: err = %v, want ErrNotFound", err)
 	}
-	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"", "C0ESC"}) {
+	if chans, _ := s.Channels(ctx); !slices.Equal(chans, []string{"C0ESC"}) {
 		t.Errorf("channels after draining C0QUEUE: %q", chans)
 	}
 }
