@@ -142,6 +142,8 @@ func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, f
 		}
 		now := s.Clock.Now()
 		t.ResolvedAt = now
+		// A ticket resolved again after a reopen gets a follow-up of its own.
+		t.FollowUpSentAt, t.Rating = time.Time{}, 0
 		t.RootCause, t.ResolutionNote, t.ResolutionMethod, t.ResolutionAmount = r.RootCause, r.Note, r.Method, r.Amount
 		if followUpAfter > 0 {
 			t.FollowUpDue = now.Add(followUpAfter)
@@ -226,7 +228,12 @@ func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, 
 				return AuditEvent{}, err
 			}
 		}
-		return withPosts(AuditEvent{TicketID: t.ID, At: e.At, Actor: ActorCustomer, Action: "customer_wrote",
-			From: from, To: t.State, Detail: fmt.Sprintf("%d chars", len(e.Body))}, PostCardUpdate, PostThread), nil
+		ev := AuditEvent{TicketID: t.ID, At: e.At, Actor: ActorCustomer, Action: "customer_wrote",
+			From: from, To: t.State, Detail: fmt.Sprintf("%d chars", len(e.Body))}
+		if t.Route.Channel == "" {
+			// Not routed yet: the card, when posted, shows the entry.
+			return ev, nil
+		}
+		return withPosts(ev, PostCardUpdate, PostThread), nil
 	})
 }

@@ -366,7 +366,6 @@ func TestFollowedUpOnce(t *testing.T) {
 // first; otherwise a scheduler that sends follow-ups to resolved tickets
 // past FollowUpDue sends it again on every run.
 func TestFollowUpAfterReopen(t *testing.T) {
-	knownBug(t, "FollowedUp is a no-op after a reopen and second Resolve: FollowUpSentAt of the first cycle is never cleared")
 	ctx := context.Background()
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.resolved(t, "m1")
@@ -856,7 +855,6 @@ func TestAppendEntry(t *testing.T) {
 // TestAppendEntryBeforeRouting: a customer's thread reply that arrives
 // while the ticket is stored but not yet classified must not be lost.
 func TestAppendEntryBeforeRouting(t *testing.T) {
-	knownBug(t, "AppendEntry on a received (unrouted) ticket attaches card_update and thread posts with no channel; the store refuses them (ErrNoChannel) and the entry is lost")
 	ctx := context.Background()
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk, err := f.tr.Intake(ctx, f.inbound("m1", routine, ann))

@@ -52,6 +52,9 @@ type Tickets interface {
 	// Update applies fn to the stored ticket and writes it with the audit
 	// event fn returns, in one transaction.
 	Update(ctx context.Context, id string, fn func(*Ticket) (AuditEvent, error)) (Ticket, error)
+	// Customer returns one customer, merged across sources, or an error
+	// wrapping ErrNotFound.
+	Customer(ctx context.Context, id string) (Customer, error)
 	// CustomerTickets returns a customer's tickets received at or after since,
 	// newest first.
 	CustomerTickets(ctx context.Context, customerID string, since time.Time) ([]Ticket, error)

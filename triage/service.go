@@ -71,6 +71,13 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 	if err != nil {
 		return Ticket{}, err
 	}
+	if t.State != StateReceived {
+		return t, fmt.Errorf("classify ticket %s in state %s: %w", id, t.State, ErrInvalidTransition)
+	}
+	customer, err = s.customer(ctx, t.CustomerID, customer)
+	if err != nil {
+		return Ticket{}, err
+	}
 	history, err := s.history(ctx, t)
 	if err != nil {
 		return Ticket{}, err
@@ -81,6 +88,10 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 	route := s.Router.Route(c, t.Source, triggers)
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
+		if from != StateReceived {
+			// Another delivery classified it meanwhile: one card only.
+			return AuditEvent{}, fmt.Errorf("classify ticket %s in state %s: %w", id, from, ErrInvalidTransition)
+		}
 		t.Classification, t.Original = c, c
 		t.ClassifiedBy, t.RulesReason = by, reason
 		t.Triggers, t.Route = triggers, route
@@ -128,6 +139,11 @@ func (s *Triager) Assess(ctx context.Context, req ClassifyRequest, orderAmount M
 // Process runs Intake then Classify: the path of every source.
 func (s *Triager) Process(ctx context.Context, in Inbound) (Ticket, error) {
 	t, err := s.Intake(ctx, in)
+	if errors.Is(err, ErrDuplicate) && t.State == StateReceived {
+		// The first delivery stored the ticket but stopped before triage;
+		// the redelivery finishes the job instead of being dropped.
+		return s.Classify(ctx, t.ID, in.Customer)
+	}
 	if err != nil {
 		return t, err
 	}
@@ -290,4 +306,29 @@ func withPosts(ev AuditEvent, kinds ...PostKind) AuditEvent {
 			Actor: ev.Actor, Detail: ev.Detail, CreatedAt: ev.At})
 	}
 	return ev
+}
+
+// customer returns the stored, merged customer with what this message says
+// of them added: a VIP mark or tags from any source count.
+func (s *Triager) customer(ctx context.Context, id string, in Customer) (Customer, error) {
+	stored, err := s.Store.Customer(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return in, nil
+	}
+	if err != nil {
+		return Customer{}, fmt.Errorf("customer %s: %w", id, err)
+	}
+	stored.VIP = stored.VIP || in.VIP
+	for _, tag := range in.Tags {
+		if !slices.Contains(stored.Tags, tag) {
+			stored.Tags = append(stored.Tags, tag)
+		}
+	}
+	if stored.Email == "" {
+		stored.Email = in.Email
+	}
+	if in.Lifetime.Minor > stored.Lifetime.Minor {
+		stored.Lifetime = in.Lifetime
+	}
+	return stored, nil
 }

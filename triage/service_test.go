@@ -3,7 +3,6 @@ package triage_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -15,19 +14,6 @@ import (
 	"github.com/casebot/casebot/triage"
 	"github.com/casebot/casebot/triage/triagetest"
 )
-
-// knownBugs runs the tests of reported, still unfixed bugs; they fail until
-// the bug is fixed, and then their skip should go.
-var knownBugs = flag.Bool("knownbugs", false, "run the tests of reported, unfixed bugs (they fail)")
-
-// knownBug skips a test that reproduces a reported bug in code this test
-// file does not own, unless -knownbugs is given.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if !*knownBugs {
-		t.Skipf("known bug, run with -knownbugs to reproduce: %s", bug)
-	}
-}
 
 var t0 = time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC)
 
@@ -355,7 +341,6 @@ func TestProcessDuplicate(t *testing.T) {
 // process stopped between Intake's commit and Classify must still get its
 // ticket classified and routed.
 func TestProcessResumesInterruptedDuplicate(t *testing.T) {
-	knownBug(t, "Process on a redelivered message whose ticket is still received returns ErrDuplicate and never classifies it")
 	ctx := context.Background()
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	in := f.inbound("hook-7", "My lawyer will hear about this parcel.", ann)
@@ -411,7 +396,6 @@ func TestProcessRepeat(t *testing.T) {
 // TestProcessVIPFromMergedCustomer: a customer the webhook once marked VIP
 // is the same customer when they write by email, and stays a VIP.
 func TestProcessVIPFromMergedCustomer(t *testing.T) {
-	knownBug(t, "Classify reads the VIP status of the inbound's customer, not of the stored (merged) customer")
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	hook := f.inbound("w1", "Where is my parcel?", triage.Customer{Email: "ann@example.com", VIP: true})
 	hook.Source = triage.SourceWebhook
@@ -544,7 +528,6 @@ func TestWriteDraftFailure(t *testing.T) {
 // TestClassifyKeepsLifecycle: classifying again (a thread reply appended, a
 // retry) must not move a ticket past the state machine.
 func TestClassifyKeepsLifecycle(t *testing.T) {
-	knownBug(t, "Classify sets the state without Transition: a closed ticket classified again becomes awaiting_review")
 	ctx := context.Background()
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.process(t, f.inbound("m1", "Where is my parcel?", ann))

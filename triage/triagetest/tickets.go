@@ -323,6 +323,18 @@ func (s *Tickets) Audit(id string) []triage.AuditEvent {
 	return slices.Clone(e.audit)
 }
 
+// Customer implements triage.Tickets.
+func (s *Tickets) Customer(ctx context.Context, id string) (triage.Customer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.customers[id]
+	if !ok {
+		return triage.Customer{}, fmt.Errorf("customer %s: %w", id, triage.ErrNotFound)
+	}
+	c.Tags = slices.Clone(c.Tags)
+	return c, nil
+}
+
 // Customers returns every customer in creation order.
 func (s *Tickets) Customers() []triage.Customer {
 	s.mu.Lock()
