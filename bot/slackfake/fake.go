@@ -213,6 +213,9 @@ type Message struct {
 	BotID  string
 	Text   string
 	Blocks json.RawMessage
+	// Metadata is the message metadata the bot attached, as
+	// {"event_type": …, "event_payload": {…}}; nil when none.
+	Metadata json.RawMessage
 	// Files are the IDs of files shared with the message.
 	Files []string
 	// Updates counts chat.update and replace_original edits.

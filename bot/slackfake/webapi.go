@@ -90,6 +90,7 @@ var webMethods = map[string]func(*Fake, *request) reply{
 	"chat.postMessage":             (*Fake).chatPostMessage,
 	"chat.update":                  (*Fake).chatUpdate,
 	"chat.postEphemeral":           (*Fake).chatPostEphemeral,
+	"conversations.history":        (*Fake).conversationsHistory,
 	"views.open":                   (*Fake).viewsOpen,
 	"views.update":                 (*Fake).viewsUpdate,
 	"views.publish":                (*Fake).viewsPublish,
@@ -323,7 +324,8 @@ func compact(raw json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// messageJSON is a message as Slack echoes it.
+// messageJSON is a message as Slack echoes it, metadata included: Slack
+// echoes the posting app's own metadata.
 func messageJSON(m *Message) map[string]any {
 	out := map[string]any{"type": "message", "ts": m.TS, "text": m.Text, "user": m.User}
 	if m.BotID != "" {
@@ -334,6 +336,9 @@ func messageJSON(m *Message) map[string]any {
 	}
 	if m.Blocks != nil {
 		out["blocks"] = m.Blocks
+	}
+	if m.Metadata != nil {
+		out["metadata"] = m.Metadata
 	}
 	if len(m.Files) > 0 {
 		files := make([]map[string]string, 0, len(m.Files))
@@ -363,6 +368,10 @@ func (f *Fake) chatPostMessage(q *request) reply {
 	if bad != nil {
 		return *bad
 	}
+	metadata, bad := checkMetadata(q)
+	if bad != nil {
+		return *bad
+	}
 	threadTS := q.str("thread_ts")
 	if threadTS != "" && f.findMessage(channel, threadTS) == nil {
 		return fail("thread_not_found")
@@ -375,6 +384,7 @@ func (f *Fake) chatPostMessage(q *request) reply {
 		BotID:    f.opts.BotID,
 		Text:     q.str("text"),
 		Blocks:   blocks,
+		Metadata: metadata,
 		PostedAt: q.now,
 	}
 	f.addMessage(m)
@@ -398,6 +408,13 @@ func (f *Fake) chatUpdate(q *request) reply {
 	blocks, bad := checkMessage(q, false)
 	if bad != nil {
 		return *bad
+	}
+	metadata, bad := checkMetadata(q)
+	if bad != nil {
+		return *bad
+	}
+	if metadata != nil {
+		m.Metadata = metadata
 	}
 	if q.has("text") {
 		m.Text = q.str("text")

@@ -1,0 +1,163 @@
+package slackfake
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// History limits of conversations.history: Slack answers 100 messages when
+// no limit is given and at most 999 per page.
+const (
+	defaultHistoryLimit = 100
+	maxHistoryLimit     = 999
+	// maxMetadataBytes is the size above which Slack refuses metadata
+	// (metadata_too_large).
+	maxMetadataBytes = 8000
+)
+
+// checkMetadata validates a chat call's metadata parameter, as chat.postMessage
+// and chat.update take it: a JSON object with a non-empty string event_type
+// and an object event_payload. It returns the metadata compacted, nil when
+// none was given, or a failure.
+func checkMetadata(q *request) (json.RawMessage, *reply) {
+	raw := q.str("metadata")
+	if raw == "" {
+		return nil, nil
+	}
+	if len(raw) > maxMetadataBytes {
+		r := fail("metadata_too_large")
+		return nil, &r
+	}
+	var m struct {
+		EventType    *string         `json:"event_type"`
+		EventPayload json.RawMessage `json:"event_payload"`
+	}
+	if json.Unmarshal([]byte(raw), &m) != nil {
+		r := fail("invalid_metadata_format")
+		return nil, &r
+	}
+	payload := bytes.TrimSpace(m.EventPayload)
+	if m.EventType == nil || *m.EventType == "" || len(payload) == 0 || payload[0] != '{' {
+		r := fail("invalid_metadata_schema")
+		return nil, &r
+	}
+	return compact(json.RawMessage(raw)), nil
+}
+
+// tsMicros parses a message timestamp ("seconds.micros", the fraction
+// optional and at most six digits) into microseconds.
+func tsMicros(ts string) (int64, bool) {
+	sec, frac, _ := strings.Cut(ts, ".")
+	if len(frac) > 6 {
+		return 0, false
+	}
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s < 0 {
+		return 0, false
+	}
+	var us int64
+	if frac != "" {
+		f, err := strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
+		if err != nil || f < 0 {
+			return 0, false
+		}
+		us = f
+	}
+	return s*1_000_000 + us, true
+}
+
+// historyCursor encodes where the next page starts as Slack does: base64 of
+// "next_ts:<ts>".
+func historyCursor(ts string) string {
+	return base64.StdEncoding.EncodeToString([]byte("next_ts:" + ts))
+}
+
+// historyBound parses a latest or oldest parameter; empty gives def.
+func historyBound(q *request, name string, def int64) (int64, bool) {
+	v := q.str(name)
+	if v == "" {
+		return def, true
+	}
+	return tsMicros(v)
+}
+
+// boolParam reads a Slack boolean parameter ("1", "true").
+func boolParam(q *request, name string) bool {
+	v := q.str(name)
+	return v == "1" || v == "true"
+}
+
+// conversationsHistory answers a channel's top-level messages newest first,
+// as Slack does: thread replies are left out, deleted messages too; latest
+// and oldest bound the ts range (exclusive unless inclusive is set), limit
+// and cursor page through it, and metadata is included only with
+// include_all_metadata.
+func (f *Fake) conversationsHistory(q *request) reply {
+	channel := q.str("channel")
+	limit := defaultHistoryLimit
+	if v := q.str("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fail("invalid_limit")
+		}
+		if n > 0 {
+			limit = min(n, maxHistoryLimit)
+		}
+	}
+	latest, valid := historyBound(q, "latest", 1<<62)
+	if !valid {
+		return fail("invalid_ts_latest")
+	}
+	oldest, valid := historyBound(q, "oldest", 0)
+	if !valid {
+		return fail("invalid_ts_oldest")
+	}
+	oldestIncl := boolParam(q, "inclusive")
+	latestIncl := oldestIncl
+	if c := q.str("cursor"); c != "" {
+		raw, err := base64.StdEncoding.DecodeString(c)
+		ts, found := strings.CutPrefix(string(raw), "next_ts:")
+		us, valid := tsMicros(ts)
+		if err != nil || !found || !valid {
+			return fail("invalid_cursor")
+		}
+		// The cursor names the first message of the next page.
+		latest, latestIncl = us, true
+	}
+	withMetadata := boolParam(q, "include_all_metadata")
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.channelExists(channel) {
+		return fail("channel_not_found")
+	}
+	messages := []map[string]any{}
+	var next string
+	for i := len(f.messages) - 1; i >= 0; i-- {
+		m := f.messages[i]
+		if m.Channel != channel || m.Deleted || (m.ThreadTS != "" && m.ThreadTS != m.TS) {
+			continue
+		}
+		us, _ := tsMicros(m.TS)
+		if us > latest || us < oldest || (!latestIncl && us == latest) || (!oldestIncl && us == oldest) {
+			continue
+		}
+		if len(messages) == limit {
+			next = m.TS
+			break
+		}
+		out := messageJSON(m)
+		if !withMetadata {
+			delete(out, "metadata")
+		}
+		messages = append(messages, out)
+	}
+	body := map[string]any{"messages": messages, "has_more": next != "", "pin_count": 0}
+	if next != "" {
+		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
+	}
+	return ok(body)
+}
