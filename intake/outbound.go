@@ -160,6 +160,9 @@ func (o *Outbound) Run(ctx context.Context) error {
 		case <-o.kick:
 		case <-timer.C:
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		wait := o.drain(ctx)
 		timer.Reset(wait)
 	}

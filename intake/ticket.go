@@ -37,7 +37,8 @@ type WebhookTicket struct {
 	// no credentials in the URL). Without it the reply is shown to copy.
 	ReplyURL string `json:"reply_url,omitempty"`
 	// ReceivedAt is when the customer wrote, RFC 3339; casebot's clock when
-	// absent.
+	// absent. The webhook refuses a time further ahead of its clock than
+	// the signature window.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 }
 
@@ -221,6 +222,17 @@ func decodeTicket(data []byte, eval bool) (line, error) {
 	return l, nil
 }
 
+// clip cuts s to at most n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 func unknownField(path string) error {
 	return &FieldError{Code: CodeUnknownField, Field: path, Detail: "is not a field of the ticket schema"}
 }
@@ -256,9 +268,11 @@ func (r jsonReader) object(path string, field func(key, path string) error) (pre
 		if !ok {
 			return true, &FieldError{Code: CodeInvalidJSON, Detail: "object key is not a string"}
 		}
-		sub := key
+		// The key is the sender's: clipped, so a long one cannot bloat the
+		// response or the log line that names it.
+		sub := clip(key, 128)
 		if path != "" {
-			sub = path + "." + key
+			sub = path + "." + sub
 		}
 		if slices.Contains(seen, key) {
 			return true, &FieldError{Code: CodeDuplicateField, Field: sub, Detail: "appears more than once"}

@@ -303,6 +303,7 @@ func TestWebhookRejects(t *testing.T) {
 		{"invalid UTF-8", body("{\"external_id\":\"a\",\"customer\":{\"email\":\"a@b.c\"},\"text\":\"caf\xe9\"}"), 400, "invalid_utf8", ""},
 		{"unknown field", body(`{"external_id":"a","customer":{"email":"a@b.c"},"text":"t","priority":"high"}`), 400, "unknown_field", "priority"},
 		{"unknown nested field", body(`{"external_id":"a","customer":{"email":"a@b.c","phone":"1"},"text":"t"}`), 400, "unknown_field", "customer.phone"},
+		{"long unknown field clipped", body(`{"` + strings.Repeat("k", 5000) + `":1}`), 400, "unknown_field", strings.Repeat("k", 128) + "…"},
 		{"field in other case", body(`{"External_ID":"a","customer":{"email":"a@b.c"},"text":"t"}`), 400, "unknown_field", "External_ID"},
 		{"repeated field", body(`{"external_id":"a","external_id":"b","customer":{"email":"a@b.c"},"text":"t"}`), 400, "duplicate_field", "external_id"},
 		{"evaluation id", body(`{"id":"a","text":"t"}`), 400, "unknown_field", "id"},
