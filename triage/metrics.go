@@ -60,52 +60,7 @@ func NewMetricsAccumulator(window string) *MetricsAccumulator {
 }
 
 // Add counts one ticket received in the window.
-func (a *MetricsAccumulator) Add(t Ticket) {
-	a.received++
-	if !t.FirstResponseAt.IsZero() {
-		a.firstResponse = append(a.firstResponse, t.FirstResponseAt.Sub(t.ReceivedAt).Seconds())
-	}
-	if !t.ResolvedAt.IsZero() {
-		a.resolution = append(a.resolution, t.ResolvedAt.Sub(t.ReceivedAt).Seconds())
-		a.resolved++
-		if t.RootCause != "" {
-			a.withRootCause++
-		}
-	}
-	if t.Escalations > 0 {
-		a.escalated++
-	}
-	if t.DraftSent {
-		a.draftsSent++
-		if t.DraftRevision >= 0 && t.DraftRevision < AcceptedRevision {
-			a.draftsAccepted++
-		}
-	}
-	if t.Reviewed {
-		a.reviewed++
-		if len(t.Overrides) > 0 {
-			a.overridden++
-		}
-	}
-	if !t.FollowUpSentAt.IsZero() {
-		a.followUps++
-		if t.Rating >= 1 && t.Rating <= 5 {
-			a.ratings++
-			a.ratingSum += t.Rating
-			if t.Rating >= 4 {
-				a.satisfied++
-			}
-		}
-	}
-	if t.CustomerID != "" {
-		types := a.byCustomerType[t.CustomerID]
-		if types == nil {
-			types = map[Type][]time.Time{}
-			a.byCustomerType[t.CustomerID] = types
-		}
-		types[t.Classification.Type] = append(types[t.Classification.Type], t.ReceivedAt)
-	}
-}
+func (a *MetricsAccumulator) Add(t Ticket) { a.AddFacts(FactsOf(t)) }
 
 // Result returns the metrics of every ticket added so far.
 func (a *MetricsAccumulator) Result() Metrics {

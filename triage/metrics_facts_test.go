@@ -1,0 +1,62 @@
+package triage_test
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/casebot/casebot/triage"
+)
+
+func TestFactsOf(t *testing.T) {
+	rec := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	full := triage.Ticket{
+		ReceivedAt:     rec,
+		CustomerID:     "CU-000007",
+		Classification: triage.Classification{Type: triage.TypeBilling},
+		// Answered in the same instant: answered, in zero seconds.
+		FirstResponseAt: rec,
+		ResolvedAt:      rec.Add(90 * time.Minute),
+		RootCause:       "double_charge",
+		Escalations:     2,
+		DraftSent:       true,
+		DraftRevision:   0.25,
+		Reviewed:        true,
+		Overrides:       []triage.Override{{Field: "type"}},
+		FollowUpSentAt:  rec.Add(50 * time.Hour),
+		Rating:          4,
+	}
+	tests := []struct {
+		name string
+		t    triage.Ticket
+		want triage.MetricFacts
+	}{
+		{"untouched", triage.Ticket{ReceivedAt: rec, DraftRevision: -1},
+			triage.MetricFacts{ReceivedAt: rec, DraftRevision: -1}},
+		{"everything", full, triage.MetricFacts{
+			ReceivedAt: rec, CustomerID: "CU-000007", Type: triage.TypeBilling,
+			Responded: true, FirstResponse: 0, Resolved: true, Resolution: 90 * time.Minute,
+			RootCauseLogged: true, Escalated: true, DraftSent: true, DraftRevision: 0.25,
+			Reviewed: true, Overridden: true, FollowUpSent: true, Rating: 4,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := triage.FactsOf(tt.t); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("FactsOf:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAddFactsZeroFirstResponse checks that an answer in the same instant is
+// a first response of 0 s, not a missing one.
+func TestAddFactsZeroFirstResponse(t *testing.T) {
+	rec := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	a := triage.NewMetricsAccumulator("7d")
+	a.AddFacts(triage.FactsOf(triage.Ticket{ReceivedAt: rec, FirstResponseAt: rec}))
+	m := a.Result()
+	if p := m.FirstResponseTime.P50; p == nil || *p != 0 {
+		t.Errorf("first response p50 = %v, want 0", p)
+	}
+}
