@@ -58,6 +58,9 @@ type evidence struct {
 	causes             map[string]int
 	negative, positive int
 	anger, urgent      int
+	// requests counts phrases in which the customer asks for something
+	// ("please", "could you").
+	requests int
 }
 
 // Sentiment and emotion thresholds.
@@ -77,6 +80,19 @@ const (
 	// exclamations is how many '!' in total, or in a row, mean high emotion.
 	exclamations      = 5
 	exclamationsInRow = 3
+	// safetyDefectWeight is the product_defect evidence of each distinct
+	// safety term: what burned, sparked or caused a rash is a product.
+	safetyDefectWeight = 3
+	// praiseWeight multiplies positive evidence into feedback evidence when
+	// a pleased customer asks for nothing: "the mugs arrived beautifully
+	// packed, thank you!" is praise, not a delivery case.
+	praiseWeight = 3
+	// maxNameWords is how many words besides a courtesy formula a greeting
+	// or sign-off clause may hold: a name ("Hi Anna", "Thanks, Priya").
+	maxNameWords = 2
+	// maxCourtesyClauses bounds the greeting or sign-off clauses stripped
+	// at each end ("Thanks again, have a nice day, Dan").
+	maxCourtesyClauses = 3
 )
 
 // Classify reads req.Text; the customer and history are the escalation
@@ -87,10 +103,14 @@ func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (
 		return Classification{}, fmt.Errorf("keyword classify: %w", err)
 	}
 	toks := tokenize(req.Text)
-	ev := k.scan(toks)
+	lang := detectLanguage(languageSample(req.Text), languageTokens(toks))
+	ev := k.scan(toks, lang)
+	hits := k.rules.textHits(toks)
+	if n := len(hits[secSafety]); n > 0 {
+		ev.types[TypeProductDefect] += safetyDefectWeight * n
+	}
 	c := Classification{
-		Type:           bestType(ev.types),
-		Language:       detectLanguage(languageSample(req.Text), languageTokens(toks)),
+		Language:       lang,
 		RootCauseGuess: k.bestCause(ev.causes),
 		FinancialRisk:  LevelLow,
 		Flags:          []Flag{},
@@ -106,9 +126,15 @@ func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (
 		c.Sentiment = SentimentNeutral
 	}
 
+	if c.Sentiment == SentimentSatisfied && ev.negative == 0 && ev.anger == 0 &&
+		ev.requests == 0 && !asksQuestion(req.Text) {
+		ev.types[TypeFeedback] += praiseWeight * ev.positive
+	}
+	var score int
+	c.Type, score = bestType(ev.types)
 	// A message that is about nothing in particular but clearly pleased or
 	// upset is feedback on the shop ("the service was excellent!").
-	if c.Type == TypeOther && c.Sentiment != SentimentNeutral {
+	if score == 0 && c.Sentiment != SentimentNeutral {
 		c.Type = TypeFeedback
 	}
 
@@ -117,7 +143,6 @@ func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (
 		c.FinancialRisk = k.financialRisk(amount)
 	}
 
-	hits := k.rules.textHits(toks)
 	if len(hits[secLegal]) > 0 {
 		c.AddFlags(FlagLegal)
 	}
@@ -144,12 +169,15 @@ func (k *KeywordClassifier) Classify(ctx context.Context, req ClassifyRequest) (
 	return c, nil
 }
 
-// scan gathers the evidence of toks. Negated sentiment flips ("not happy"
-// is negative, "not bad" counts for nothing).
-func (k *KeywordClassifier) scan(toks []token) evidence {
+// scan gathers the evidence of toks, written in lang, which typos are
+// corrected toward. Negated sentiment flips ("not happy" is negative, "not
+// bad" counts for nothing), and the "thanks" of a greeting or sign-off is
+// politeness, not praise.
+func (k *KeywordClassifier) scan(toks []token, lang string) evidence {
 	ev := evidence{types: map[Type]int{}, causes: map[string]int{}}
 	words := k.rules.words
-	k.m.scan(toks, k.m.corrections(toks), func(h hit) {
+	var praise, courtesy []hit
+	k.m.scan(toks, k.m.corrections(toks, lang), func(h hit) {
 		p := h.phrase
 		switch sec := p.section; {
 		case strings.HasPrefix(sec, typePrefix):
@@ -160,8 +188,12 @@ func (k *KeywordClassifier) scan(toks []token) evidence {
 			if words.negated(toks, h.start) {
 				ev.negative += p.weight
 			} else {
-				ev.positive += p.weight
+				praise = append(praise, h)
 			}
+		case sec == secCourtesy:
+			courtesy = append(courtesy, h)
+		case sec == secRequest:
+			ev.requests++
 		case sec == secNegative:
 			if !words.negated(toks, h.start) {
 				ev.negative += p.weight
@@ -174,7 +206,82 @@ func (k *KeywordClassifier) scan(toks []token) evidence {
 			}
 		}
 	})
+	lead, tail := courtesyEdges(toks, courtesy)
+	for _, h := range praise {
+		if h.start >= lead && h.start < tail {
+			ev.positive += h.phrase.weight
+		}
+	}
 	return ev
+}
+
+// courtesyEdges returns the tokens [lead, tail) left between an opening
+// greeting and a closing sign-off: whole clauses of courtesy formulas and at
+// most a name ("Hi Anna,", "Many thanks, have a nice day. Priya").
+// courtesy are the courtesy hits of toks, in text order.
+func courtesyEdges(toks []token, courtesy []hit) (lead, tail int) {
+	lead, tail = 0, len(toks)
+	if len(courtesy) == 0 {
+		return lead, tail
+	}
+	// clause returns the token range of the clause holding token i.
+	clause := func(i int) (int, int) {
+		s, e := i, i+1
+		for s > 0 && toks[s-1].clause == toks[i].clause {
+			s--
+		}
+		for e < len(toks) && toks[e].clause == toks[i].clause {
+			e++
+		}
+		return s, e
+	}
+	// polite reports whether toks[s:e] is courtesy plus at most a name.
+	polite := func(s, e int) bool {
+		covered, reach := 0, s
+		for _, h := range courtesy {
+			if h.start < s || h.end > e {
+				continue
+			}
+			covered += max(0, h.end-max(h.start, reach))
+			reach = max(reach, h.end)
+		}
+		return covered > 0 && e-s-covered <= maxNameWords
+	}
+	for range maxCourtesyClauses {
+		if lead >= len(toks) {
+			break
+		}
+		s, e := clause(lead)
+		if !polite(s, e) {
+			break
+		}
+		lead = e
+	}
+	for range maxCourtesyClauses {
+		if tail <= lead {
+			break
+		}
+		s, e := clause(tail - 1)
+		if polite(s, e) {
+			tail = s
+			continue
+		}
+		// A bare name signs off after a sign-off clause: "Regards, Dan".
+		if e-s > maxNameWords || s <= lead {
+			break
+		}
+		ps, pe := clause(s - 1)
+		if !polite(ps, pe) {
+			break
+		}
+		tail = ps
+	}
+	return lead, tail
+}
+
+// asksQuestion reports a question mark anywhere in text.
+func asksQuestion(text string) bool {
+	return strings.ContainsAny(text, "?¿")
 }
 
 // languageTokens returns the tokens of toks that lie in the language
@@ -190,16 +297,16 @@ func languageTokens(toks []token) []token {
 	return toks
 }
 
-// bestType returns the type with the highest score, earlier in Types on a
-// tie, or TypeOther when nothing scored.
-func bestType(scores map[Type]int) Type {
+// bestType returns the type with the highest score and that score,
+// earlier in Types on a tie, or TypeOther and 0 when nothing scored.
+func bestType(scores map[Type]int) (Type, int) {
 	best, bestScore := TypeOther, 0
 	for _, t := range Types {
 		if s := scores[t]; s > bestScore {
 			best, bestScore = t, s
 		}
 	}
-	return best
+	return best, bestScore
 }
 
 // bestCause returns the configured root cause with the most evidence,

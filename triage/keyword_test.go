@@ -123,6 +123,123 @@ func TestKeywordAccuracyBitext(t *testing.T) {
 	}
 }
 
+// checkRealistic scores the realistic messages of file (every type must
+// be present) and fails below min.
+func checkRealistic(t *testing.T, file string, min float64) {
+	t.Helper()
+	rows := readLabelled(t, filepath.Join("testdata", file))
+	seen := map[Type]bool{}
+	for _, row := range rows {
+		seen[row.Expect.Type] = true
+	}
+	for _, typ := range Types {
+		if !seen[typ] {
+			t.Errorf("%s has no %s message", file, typ)
+		}
+	}
+	acc, confusion, misses := typeAccuracy(t, rows)
+	t.Logf("%s type accuracy %.4f over %d rows\n%s", file, acc, len(rows), formatConfusion(confusion))
+	for _, m := range misses {
+		t.Log(m)
+	}
+	if acc < min {
+		t.Errorf("%s type accuracy %.4f, want >= %.2f", file, acc, min)
+	}
+}
+
+// TestKeywordRealistic scores the realistic messages the lexicons were
+// tuned on.
+func TestKeywordRealistic(t *testing.T) {
+	checkRealistic(t, "keyword_realistic.jsonl", 0.85)
+}
+
+// TestKeywordHoldout scores realistic messages written before the tuning
+// and never tuned on: the honest estimate of how the classifier does on
+// real customer mail.
+func TestKeywordHoldout(t *testing.T) {
+	checkRealistic(t, "keyword_holdout.jsonl", 0.80)
+}
+
+func TestKeywordIntentRules(t *testing.T) {
+	k := newTestClassifier(t)
+	tests := []struct {
+		name string
+		text string
+		want Type
+	}{
+		{"money-back demand beats the defect", "The lid of the teapot is chipped. I want a full refund.", TypeRefund},
+		{"defect without a demand", "The lid of the teapot is chipped. Could you send a new one?", TypeProductDefect},
+		{"refund status beats tracking words", "Tracking shows you received my return, so where is my refund?", TypeRefund},
+		{"missing item is delivery", "The box came without the second cushion cover.\nThe packing slip lists two, one is missing.", TypeDelivery},
+		{"safety language is about the product", "The toy gave my son an electric shock.", TypeProductDefect},
+		{"praise naming the delivery", "Fantastic, the table arrived early and looks wonderful.", TypeFeedback},
+		{"praise that asks for something", "Wonderful, thank you! Please cancel order 8812 though.", TypeOrderChange},
+		{"praise that asks a question", "Love the vase! Do you ship to Norway?", TypePolicyQuestion},
+		{"a sign-off is no praise", "The parcel is late. Many thanks, appreciate it!", TypeDelivery},
+		{"site error beats the coupon", "The website shows an error page whenever I enter my coupon.", TypeOther},
+		{"return window question", "How long do I have to send back shoes I wore once indoors?", TypePolicyQuestion},
+		{"service complaint without a case", "Your customer service was rude to me on the phone yesterday.", TypeFeedback},
+		{"evidence-free emotion is feedback", "Brilliant, just brilliant.", TypeFeedback},
+		{"named other type stays other", "Your site is down again, terrible.", TypeOther},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := k.Classify(context.Background(), ClassifyRequest{Text: tt.text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Type != tt.want {
+				t.Errorf("Classify(%q) type %s, want %s", tt.text, c.Type, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeywordCourtesyEdges(t *testing.T) {
+	k := newTestClassifier(t)
+	tests := []struct {
+		text       string
+		lead, tail string // first and last token left, "" when none is
+	}{
+		{"Hi Anna, the lamp is broken. Thanks, Priya", "the", "broken"},
+		{"Hello there, where is it? Kind regards, Dan Smith", "where", "it"},
+		{"Thank you for the lovely scarf", "thank", "scarf"},
+		{"Thanks so much, the service was excellent", "the", "excellent"},
+		{"Bonjour, le colis est perdu. Merci d'avance, cordialement.", "le", "perdu"},
+		{"Thanks!", "", ""},
+		{"Where is my order", "where", "order"},
+		{"Hallo, mein Paket fehlt. Viele Grüße", "mein", "fehlt"},
+	}
+	for _, tt := range tests {
+		toks := tokenize(tt.text)
+		var courtesy []hit
+		k.m.scan(toks, nil, func(h hit) {
+			if h.phrase.section == secCourtesy {
+				courtesy = append(courtesy, h)
+			}
+		})
+		lead, tail := courtesyEdges(toks, courtesy)
+		var gotLead, gotTail string
+		if lead < tail {
+			gotLead, gotTail = toks[lead].text, toks[tail-1].text
+		}
+		if gotLead != tt.lead || gotTail != tt.tail {
+			t.Errorf("courtesyEdges(%q) keeps %q…%q, want %q…%q", tt.text, gotLead, gotTail, tt.lead, tt.tail)
+		}
+	}
+}
+
+func TestKeywordShoutedComplaint(t *testing.T) {
+	k := newTestClassifier(t)
+	c, err := k.Classify(context.Background(), ClassifyRequest{Text: "THIS IS UNACCEPTABLE!!!"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sentiment != SentimentFrustrated || !c.HasFlag(FlagHighEmotion) {
+		t.Errorf("sentiment %s flags %v, want frustrated with high_emotion", c.Sentiment, c.Flags)
+	}
+}
+
 // caseLanguage is the language a keyword_cases.jsonl ID names
 // ("kw-refund-es-1" is Spanish).
 func caseLanguage(id string) string {

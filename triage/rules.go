@@ -40,6 +40,8 @@ const (
 	secPositive   = "positive"
 	secAnger      = "anger"
 	secUrgent     = "urgent"
+	secCourtesy   = "courtesy"
+	secRequest    = "request"
 	typePrefix    = "type:"
 	causePrefix   = "cause:"
 )
@@ -105,7 +107,7 @@ func SupportedLanguages() []string {
 func validSection(name string) bool {
 	switch name {
 	case secNegators, secSkip, secBreaks, secLang, secLegal, secSafety, secReputation,
-		secRefund, secNegative, secPositive, secAnger, secUrgent:
+		secRefund, secNegative, secPositive, secAnger, secUrgent, secCourtesy, secRequest:
 		return true
 	}
 	if t, ok := strings.CutPrefix(name, typePrefix); ok {

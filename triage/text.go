@@ -229,10 +229,26 @@ type matcher struct {
 	// dels their single-deletion neighbourhood, and keep the words that are
 	// never corrected because they are words in their own right (every
 	// lexicon word and the known function words: "please" is not a typo of
-	// "pleased").
-	targets map[string]bool
+	// "pleased"). targets maps each word to the languages (bits indexing
+	// langs) whose phrases use it, so that a typo is corrected only toward
+	// the customer's language: English "default" is no typo of French
+	// "defaut", nor "registry" of Spanish "registro".
+	targets map[string]uint64
+	langs   []string
 	dels    map[string][]string
 	keep    map[string]bool
+}
+
+// allLanguages is the language mask that accepts every language.
+const allLanguages = ^uint64(0)
+
+// langMask returns the bit of lang among m.langs, or allLanguages when
+// lang is not one of them (or past the 64 a mask holds).
+func (m *matcher) langMask(lang string) uint64 {
+	if i := slices.Index(m.langs, lang); i >= 0 && i < 64 {
+		return 1 << i
+	}
+	return allLanguages
 }
 
 // newMatcher indexes phrases, which must be non-empty and start with a word
@@ -244,7 +260,7 @@ func newMatcher(phrases []phrase, fuzzy func(section string) bool, known map[str
 		phrases:  phrases,
 		byFirst:  map[string][]int{},
 		byPrefix: map[string][]int{},
-		targets:  map[string]bool{},
+		targets:  map[string]uint64{},
 		dels:     map[string][]string{},
 		keep:     map[string]bool{},
 	}
@@ -265,7 +281,10 @@ func newMatcher(phrases []phrase, fuzzy func(section string) bool, known map[str
 			}
 			m.keep[t.text] = true
 			if fuzzy != nil && fuzzy(p.section) && utf8.RuneCountInString(t.text) >= fuzzyMinLen && isLetters(t.text) {
-				m.targets[t.text] = true
+				if !slices.Contains(m.langs, p.lang) {
+					m.langs = append(m.langs, p.lang)
+				}
+				m.targets[t.text] |= m.langMask(p.lang)
 			}
 		}
 	}
@@ -297,32 +316,34 @@ func forDeletions(w string, fn func(string)) {
 }
 
 // corrections returns, for each token that is not a lexicon word, the
-// lexicon word within one edit (insertion, deletion, substitution or
-// transposition of adjacent letters), or "" when there is none. It returns
+// lexicon word of language lang within one edit (insertion, deletion,
+// substitution or transposition of adjacent letters), or "" when there is
+// none; a lang without phrases accepts words of every language. It returns
 // nil when the matcher is exact.
-func (m *matcher) corrections(toks []token) []string {
+func (m *matcher) corrections(toks []token, lang string) []string {
 	if len(m.targets) == 0 {
 		return nil
 	}
+	mask := m.langMask(lang)
 	alt := make([]string, len(toks))
 	for i, t := range toks {
 		if m.keep[t.text] || len(t.text) > 40 || utf8.RuneCountInString(t.text) < fuzzyMinLen-1 || !isLetters(t.text) {
 			continue
 		}
-		alt[i] = m.correct(t.text)
+		alt[i] = m.correct(t.text, mask)
 	}
 	return alt
 }
 
-// correct returns the alphabetically first lexicon word within one edit of
-// w that keeps w's first letter (or swaps its first two, or drops a letter
-// glued before it as in "udeliver"): people rarely mistype the first letter,
-// and allowing it turns "canada" into "danada".
-func (m *matcher) correct(w string) string {
+// correct returns the alphabetically first lexicon word of the languages in
+// mask within one edit of w that keeps w's first letter (or swaps its first
+// two, or drops a letter glued before it as in "udeliver"): people rarely
+// mistype the first letter, and allowing it turns "canada" into "danada".
+func (m *matcher) correct(w string, mask uint64) string {
 	best := ""
 	_, first := utf8.DecodeRuneInString(w)
 	consider := func(c string) {
-		if (best == "" || c < best) && (sameStart(w, c) || c == w[first:]) && osaDistance(w, c) <= 1 {
+		if (best == "" || c < best) && m.targets[c]&mask != 0 && (sameStart(w, c) || c == w[first:]) && osaDistance(w, c) <= 1 {
 			best = c
 		}
 	}
@@ -335,7 +356,7 @@ func (m *matcher) correct(w string) string {
 	buf := arr[:0]
 	for i, r := range w {
 		buf = append(append(buf[:0], w[:i]...), w[i+utf8.RuneLen(r):]...)
-		if m.targets[string(buf)] {
+		if m.targets[string(buf)] != 0 {
 			consider(string(buf))
 		}
 		for _, c := range m.dels[string(buf)] {

@@ -89,12 +89,35 @@ func TestTextFuzzyCorrections(t *testing.T) {
 		{"track", ""},                     // exact words need no correction
 	}
 	for _, tt := range tests {
-		if got := m.corrections([]token{{text: tt.in}})[0]; got != tt.want {
+		if got := m.corrections([]token{{text: tt.in}}, "")[0]; got != tt.want {
 			t.Errorf("correction of %q = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	if exact := newMatcher([]phrase{{toks: []ptok{{text: "track"}}}}, nil, nil); exact.corrections(tokenize("rtack")) != nil {
+	if exact := newMatcher([]phrase{{toks: []ptok{{text: "track"}}}}, nil, nil); exact.corrections(tokenize("rtack"), "") != nil {
 		t.Error("exact matcher corrected a word")
+	}
+}
+
+func TestTextFuzzyCorrectionsByLanguage(t *testing.T) {
+	m := newMatcher([]phrase{
+		{toks: []ptok{{text: "defaut"}}, lang: "fr"}, {toks: []ptok{{text: "registro"}}, lang: "es"},
+		{toks: []ptok{{text: "delivery"}}, lang: "en"}, {toks: []ptok{{text: "defaut"}}, lang: "xx"},
+	}, func(string) bool { return true }, nil)
+	tests := []struct{ in, lang, want string }{
+		{"default", "en", ""},          // an English word is no typo of French "defaut"
+		{"default", "fr", "defaut"},    // a French typo is
+		{"default", "xx", "defaut"},    // a word several languages share
+		{"registry", "en", ""},         // nor of Spanish "registro"
+		{"registry", "es", "registro"}, //
+		{"deilvery", "en", "delivery"}, // English typos still correct
+		{"deilvery", "fr", ""},         // not toward another language
+		{"deilvery", "", "delivery"},   // unknown language: every word
+		{"registry", "zz", "registro"}, // a language without phrases: every word
+	}
+	for _, tt := range tests {
+		if got := m.corrections([]token{{text: tt.in}}, tt.lang)[0]; got != tt.want {
+			t.Errorf("correction of %q in %q = %q, want %q", tt.in, tt.lang, got, tt.want)
+		}
 	}
 }
 
