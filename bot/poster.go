@@ -137,6 +137,16 @@ type worker struct {
 	woken bool
 	// next is the earliest time of the channel's next write.
 	next time.Time
+	// delivered holds the posts of the current batch that are in Slack (or
+	// dropped) and were marked done, with where they landed. One read back
+	// from the outbox is marked done again, never posted again.
+	delivered map[string]redelivery
+}
+
+// redelivery is a delivered post and how often the outbox handed it back.
+type redelivery struct {
+	ref   triage.SlackRef
+	times int
 }
 
 // NewPoster returns a Poster that posts with api, reading posts from outbox,
@@ -224,7 +234,7 @@ func (p *Poster) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			w.woken = true
 			continue
 		}
-		w := &worker{channel: ch}
+		w := &worker{channel: ch, delivered: map[string]redelivery{}}
 		p.workers[ch] = w
 		wg.Go(func() { p.drain(ctx, w) })
 	}
@@ -265,6 +275,13 @@ func (p *Poster) drain(ctx context.Context, w *worker) {
 			}
 			continue
 		}
+		// Posts are drained in order, so a delivered post the outbox kept
+		// is in this batch; older entries are gone for good.
+		for id := range w.delivered {
+			if !slices.ContainsFunc(posts, func(q triage.Post) bool { return q.ID == id }) {
+				delete(w.delivered, id)
+			}
+		}
 		for _, post := range posts {
 			if !p.deliver(ctx, w, post) {
 				break
@@ -277,11 +294,22 @@ func (p *Poster) drain(ctx context.Context, w *worker) {
 // when the post is still pending (it failed and was backed off, or ctx
 // ended), so that the channel reads the outbox again before going on.
 func (p *Poster) deliver(ctx context.Context, w *worker, post triage.Post) bool {
+	if d, ok := w.delivered[post.ID]; ok {
+		d.times++
+		w.delivered[post.ID] = d
+		p.log.Warn("outbox kept a delivered post; marking it done again", "channel", w.channel, "post", post.ID,
+			"ticket", post.TicketID, "times", d.times)
+		if !sleep(ctx, p.backoff(d.times)) {
+			return false
+		}
+		return p.finish(ctx, post, d.ref)
+	}
 	for {
 		ref, err := p.send(ctx, w, post)
 		var limited *slack.RateLimitedError
 		switch {
 		case err == nil:
+			w.delivered[post.ID] = redelivery{ref: ref}
 			return p.finish(ctx, post, ref)
 		case ctx.Err() != nil:
 			return false
@@ -296,6 +324,7 @@ func (p *Poster) deliver(ctx context.Context, w *worker, post triage.Post) bool 
 			continue
 		case errors.Is(err, errDrop):
 			p.drop(ctx, post, err)
+			w.delivered[post.ID] = redelivery{}
 			return p.finish(ctx, post, triage.SlackRef{})
 		}
 		p.failed.Add(1)
@@ -309,6 +338,7 @@ func (p *Poster) deliver(ctx context.Context, w *worker, post triage.Post) bool 
 		attempts := post.Attempts + 1
 		if permanent(err) && attempts >= p.opts.MaxAttempts {
 			p.drop(ctx, post, err)
+			w.delivered[post.ID] = redelivery{}
 			return p.finish(ctx, post, triage.SlackRef{})
 		}
 		p.log.Warn("post failed, will retry", "channel", w.channel, "post", post.ID, "kind", post.Kind,

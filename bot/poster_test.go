@@ -625,6 +625,55 @@ func TestPosterRestart(t *testing.T) {
 	}
 }
 
+// keepingDone is an outbox whose Done reports success the first time for
+// each post without removing it, as a store that loses a write would.
+type keepingDone struct {
+	*memStore
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (k *keepingDone) Done(ctx context.Context, p triage.Post, ref triage.SlackRef) error {
+	k.mu.Lock()
+	k.calls[p.ID]++
+	n := k.calls[p.ID]
+	k.mu.Unlock()
+	if n == 1 {
+		return nil
+	}
+	return k.memStore.Done(ctx, p, ref)
+}
+
+// TestPosterNeverRepostsKeptPost checks that a post the outbox hands back
+// after its Done is marked done again, not posted again.
+func TestPosterNeverRepostsKeptPost(t *testing.T) {
+	ctx := posterCtx(t)
+	f, api := posterFake(t, slackfake.Options{PostRate: -1})
+	store := newMemStore()
+	for i := range 3 {
+		tk := refundTicket()
+		tk.ID = fmt.Sprintf("T-%d", i)
+		store.put(tk, cardPost(tk))
+	}
+	outbox := &keepingDone{memStore: store, calls: map[string]int{}}
+	log, logs := captureLog()
+	p := NewPoster(api, outbox, store, store, fastPosterOpts(log))
+	startPoster(t, p)
+	pollUntil(t, ctx, "outbox drained", outboxEmpty(store))
+
+	if got := postIDs(t, f.Messages("C0QUEUE")); !slices.Equal(got, []string{"P0001", "P0002", "P0003"}) {
+		t.Errorf("C0QUEUE holds posts %v, want each once", got)
+	}
+	for id, n := range outbox.calls {
+		if n != 2 {
+			t.Errorf("post %s marked done %d times, want 2", id, n)
+		}
+	}
+	if !strings.Contains(logs.String(), "outbox kept a delivered post") {
+		t.Errorf("no warning logged:\n%s", logs)
+	}
+}
+
 func TestPosterDropsUndeliverable(t *testing.T) {
 	ctx := posterCtx(t)
 	f, api := posterFake(t, slackfake.Options{PostRate: -1, Channels: []string{"C0QUEUE"}})
