@@ -72,7 +72,8 @@ type OutboundOptions struct {
 
 // Outbound POSTs approved replies of webhook tickets to their reply URL.
 // Replies to one ticket go out in order; a receiver that fails holds back
-// only its own ticket's later replies.
+// only its own ticket's later replies, and when it fails for good those are
+// reported through OnFailed with it.
 type Outbound struct {
 	opts    OutboundOptions
 	channel string
@@ -168,8 +169,9 @@ func (o *Outbound) Run(ctx context.Context) error {
 	}
 }
 
-// drain sends every due reply once and returns how long to sleep: until the
-// earliest retry, at most Poll.
+// drain sends every due reply once and returns how long to sleep: none
+// after a reply was delivered or given up, else until the earliest retry,
+// at most Poll.
 func (o *Outbound) drain(ctx context.Context) time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -179,13 +181,23 @@ func (o *Outbound) drain(ctx context.Context) time.Duration {
 		return o.opts.BaseDelay
 	}
 	wait := o.opts.Poll
-	held := map[string]bool{} // tickets with an earlier reply not yet delivered
+	held := map[string]bool{}   // tickets with an earlier reply still to be delivered
+	failed := map[string]bool{} // tickets with an earlier reply that failed for good
 	for _, p := range posts {
 		if ctx.Err() != nil {
 			return 0
 		}
-		if held[p.TicketID] || o.parked[p.ID] {
-			held[p.TicketID] = true
+		switch {
+		case o.parked[p.ID]:
+			failed[p.TicketID] = true
+			continue
+		case failed[p.TicketID]:
+			// Sending it would put it before the reply it follows; report it
+			// too rather than leave it waiting unseen.
+			o.park(ctx, p, fmt.Errorf("%w: an earlier reply to this ticket was not delivered", ErrRefused))
+			wait = 0
+			continue
+		case held[p.TicketID]:
 			continue
 		}
 		if d := time.Until(o.nextAt[p.ID]); d > 0 {
@@ -193,9 +205,18 @@ func (o *Outbound) drain(ctx context.Context) time.Duration {
 			wait = min(wait, d)
 			continue
 		}
-		if !o.deliver(ctx, p) {
+		// A reply delivered or given up makes room: more may be waiting
+		// beyond this batch, so look again at once.
+		if o.deliver(ctx, p) {
+			wait = 0
+			continue
+		}
+		if o.parked[p.ID] {
+			failed[p.TicketID] = true
+			wait = 0
+		} else {
 			held[p.TicketID] = true
-			if d := time.Until(o.nextAt[p.ID]); d > 0 && !o.parked[p.ID] {
+			if d := time.Until(o.nextAt[p.ID]); d > 0 {
 				wait = min(wait, d)
 			}
 		}
@@ -203,9 +224,9 @@ func (o *Outbound) drain(ctx context.Context) time.Duration {
 	return wait
 }
 
-// pending reads the channel's posts that are still to be attempted, looking
-// past parked ones (which stay in the outbox) so they cannot crowd out new
-// replies.
+// pending reads the channel's posts, oldest first, far enough to include
+// one that is due now if there is any: parked replies (which stay in the
+// outbox) and replies waiting out a back-off cannot crowd out new ones.
 func (o *Outbound) pending(ctx context.Context) ([]triage.Post, error) {
 	const batch = 64
 	for n := batch; ; n *= 2 {
@@ -213,13 +234,13 @@ func (o *Outbound) pending(ctx context.Context) ([]triage.Post, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pending %s: %w", o.channel, err)
 		}
-		live := 0
+		due := 0
 		for _, p := range posts {
-			if !o.parked[p.ID] && p.Attempts < o.opts.MaxAttempts {
-				live++
+			if !o.parked[p.ID] && p.Attempts < o.opts.MaxAttempts && !time.Now().Before(o.nextAt[p.ID]) {
+				due++
 			}
 		}
-		if live > 0 || len(posts) < n {
+		if due > 0 || len(posts) < n {
 			return posts, nil
 		}
 	}

@@ -164,6 +164,7 @@ func TestOutboundGivesUpButKeeps(t *testing.T) {
 	rc := newReceiver(t, 500)
 	f := newOutFixture(t, 3)
 	f.reply(t, "chat-8", rc.srv.URL, "text")
+	f.reply(t, "chat-8", rc.srv.URL, "follow-on text")
 	for range 10 {
 		f.out.drain(context.Background())
 	}
@@ -171,12 +172,13 @@ func TestOutboundGivesUpButKeeps(t *testing.T) {
 		t.Errorf("%d requests, want MaxAttempts = 3", n)
 	}
 	fl := f.failures()
-	if len(fl) != 1 || !errors.Is(fl[0].err, ErrDelivery) || fl[0].post.Attempts != 3 {
-		t.Fatalf("OnFailed calls %+v, want one after 3 attempts", fl)
+	if len(fl) != 2 || !errors.Is(fl[0].err, ErrDelivery) || fl[0].post.Attempts != 3 ||
+		!errors.Is(fl[1].err, ErrRefused) || fl[1].post.Text != "follow-on text" {
+		t.Fatalf("OnFailed calls %+v, want the first reply after 3 attempts, then the one queued behind it", fl)
 	}
 	pending := f.tickets.Posts()
-	if len(pending) != 1 || pending[0].Attempts != 3 {
-		t.Errorf("outbox %+v, want the reply kept with 3 attempts", pending)
+	if len(pending) != 2 || pending[0].Attempts != 3 || pending[1].Attempts != 0 {
+		t.Errorf("outbox %+v, want both replies kept, the first with 3 attempts", pending)
 	}
 
 	// A new Outbound (a restart) reports it again but sends nothing.
@@ -184,8 +186,8 @@ func TestOutboundGivesUpButKeeps(t *testing.T) {
 	f2 := newOutFixtureOn(f.tickets, 3)
 	f2.out.drain(context.Background())
 	f2.out.drain(context.Background())
-	if len(rc.requests()) != before || len(f2.failures()) != 1 {
-		t.Errorf("after restart: %d new requests, %d reports; want 0 and 1", len(rc.requests())-before, len(f2.failures()))
+	if len(rc.requests()) != before || len(f2.failures()) != 2 {
+		t.Errorf("after restart: %d new requests, %d reports; want 0 and 2", len(rc.requests())-before, len(f2.failures()))
 	}
 }
 
@@ -344,5 +346,32 @@ func TestBackoff(t *testing.T) {
 	}
 	if d := o.backoff(1, time.Hour); d != time.Minute {
 		t.Errorf("backoff with Retry-After 1h = %v, want the cap", d)
+	}
+}
+
+// TestOutboundBeyondOneBatch: more replies than one Pending batch all go
+// out, and parked replies at the head of the outbox do not hide new ones.
+func TestOutboundBeyondOneBatch(t *testing.T) {
+	rc := newReceiver(t, 200)
+	f := newOutFixture(t, 3)
+	for i := range 70 {
+		f.reply(t, "refused-"+strconv.Itoa(i), "ftp://files.example/r", "t")
+	}
+	for i := range 70 {
+		f.reply(t, "ok-"+strconv.Itoa(i), rc.srv.URL, "t")
+	}
+	for range 10 {
+		if f.out.drain(context.Background()) > 0 {
+			break
+		}
+	}
+	if n := len(rc.requests()); n != 70 {
+		t.Errorf("%d replies delivered, want 70", n)
+	}
+	if n := len(f.failures()); n != 70 {
+		t.Errorf("%d refusals reported, want 70", n)
+	}
+	if n := len(f.tickets.Posts()); n != 70 {
+		t.Errorf("%d posts pending, want the 70 refused ones", n)
 	}
 }
