@@ -1,0 +1,426 @@
+package bot
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/casebot/casebot/bot/slackfake"
+	"github.com/casebot/casebot/triage"
+)
+
+// viewResponse decodes a view_submission ack's payload.
+func viewResponse(t *testing.T, payload json.RawMessage) slack.ViewSubmissionResponse {
+	t.Helper()
+	var r slack.ViewSubmissionResponse
+	if len(payload) == 0 {
+		return r
+	}
+	if err := json.Unmarshal(payload, &r); err != nil {
+		t.Fatalf("%v: %s", err, payload)
+	}
+	return r
+}
+
+func closedView(h *appHarness, id string) bool {
+	for _, v := range h.fake.Views() {
+		if v.ID == id {
+			return v.Closed
+		}
+	}
+	return false
+}
+
+func TestApproveClick(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+	tk = h.drafted(tk.ID)
+	if tk.NeedsApproval {
+		t.Fatalf("fixture needs approval: %+v", tk.Triggers)
+	}
+	kicks := h.kicks.Load()
+	h.click(tk.ID, ActionApprove, agentUser)
+	h.waitFor("replied", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+	got := h.get(tk.ID)
+	if got.Sent != tk.Draft || got.Assignee != agentUser || !got.DraftSent || got.DraftRevision != 0 {
+		t.Errorf("after approve: sent %q, assignee %q, draft sent %v, revision %v", got.Sent, got.Assignee, got.DraftSent, got.DraftRevision)
+	}
+	h.waitFor("a kick after approve", func() bool { return h.kicks.Load() > kicks })
+	if e := h.ephemeralsTo(agentUser); len(e) != 0 {
+		t.Errorf("ephemerals = %+v", e)
+	}
+}
+
+// TestApproveRefused: a ticket with legal language needs approval
+// authority; an agent's click explains why and changes nothing, an
+// approver's click sends.
+func TestApproveRefused(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "Refund my order or my lawyer will sue you.")
+	tk = h.drafted(tk.ID)
+	if !tk.NeedsApproval {
+		t.Fatalf("fixture does not need approval: %+v", tk.Triggers)
+	}
+	before := actions(h, tk.ID)
+	h.click(tk.ID, ActionApprove, agentUser)
+	h.waitFor("refusal", func() bool { return len(h.ephemeralsTo(agentUser)) == 1 })
+	e := h.ephemeralsTo(agentUser)[0]
+	for _, want := range []string{"needs approval authority", `"will sue"`, "<@U0LEAD001>", "<@U0LEGAL01>", "Nothing was sent"} {
+		if !strings.Contains(e.Text, want) {
+			t.Errorf("refusal %q lacks %q", e.Text, want)
+		}
+	}
+	if e.Channel != tk.Route.Channel {
+		t.Errorf("refusal in %s, want the card's channel %s", e.Channel, tk.Route.Channel)
+	}
+	// Edit is refused the same way, without a modal.
+	h.click(tk.ID, ActionEdit, agentUser)
+	h.waitFor("second refusal", func() bool { return len(h.ephemeralsTo(agentUser)) == 2 })
+	if len(h.fake.Views()) != 0 {
+		t.Errorf("views = %+v", h.fake.Views())
+	}
+	got := h.get(tk.ID)
+	if got.State != tk.State || got.Sent != "" || !slices.Equal(actions(h, tk.ID), before) {
+		t.Errorf("the refusal changed the ticket: state %s, audit %v", got.State, actions(h, tk.ID))
+	}
+
+	h.click(tk.ID, ActionApprove, approverUser)
+	h.waitFor("replied", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+	if got := h.get(tk.ID); got.Assignee != approverUser {
+		t.Errorf("assignee = %s", got.Assignee)
+	}
+}
+
+// TestButtonFailures: clicks that cannot work explain themselves in plain
+// words and never show an internal error.
+func TestButtonFailures(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "Where is my order 1001?")
+	cases := []struct {
+		name, action string
+		setup        func()
+		want         string
+	}{
+		{"approve without a draft", ActionApprove, func() {}, "has no draft to send yet"},
+		{"reopen an open ticket", ActionReopen, func() {}, "has moved on"},
+		{"resolve twice", ActionResolve, func() {
+			if _, err := h.tr.Resolve(t.Context(), tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}, "has moved on"},
+	}
+	// No subtests: the harness fails its own test.
+	for i, tc := range cases {
+		channel, ts := h.postCard(tk.ID)
+		tc.setup()
+		env, err := h.fake.SendEnvelope(slackfake.TypeInteractive, map[string]any{
+			"type": "block_actions", "user": map[string]any{"id": agentUser},
+			"trigger_id": h.fake.NewTriggerID(agentUser), "channel": map[string]any{"id": channel},
+			"container": map[string]any{"type": "message", "channel_id": channel, "message_ts": ts},
+			"actions":   []map[string]any{{"action_id": tc.action, "block_id": "b", "value": tk.ID, "type": "button"}},
+		}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ack(env)
+		h.waitFor(tc.name, func() bool { return len(h.ephemeralsTo(agentUser)) == i+1 })
+		text := h.ephemeralsTo(agentUser)[i].Text
+		if !strings.Contains(text, tc.want) || strings.Contains(text, "invalid state transition") {
+			t.Errorf("%s: answer = %q, want %q", tc.name, text, tc.want)
+		}
+	}
+}
+
+func TestEditModal(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+	tk = h.drafted(tk.ID)
+	h.click(tk.ID, ActionEdit, agentUser)
+	v := h.modal(1)
+	if v.CallbackID != CallbackEdit || v.PrivateMetadata != tk.ID || v.UserID != agentUser {
+		t.Fatalf("modal = %+v", v)
+	}
+	var view slack.View
+	if err := json.Unmarshal(v.JSON, &view); err != nil {
+		t.Fatal(err)
+	}
+	draft := findInput(t, view, blockDraft)
+	if draft.InitialValue != tk.Draft || !draft.Multiline || draft.MaxLength != maxInputValue {
+		t.Errorf("draft input = %+v", draft)
+	}
+
+	// A person without authority who got hold of the form is refused on
+	// submit, and nothing changes.
+	edited := tk.Draft + "\nP.S. Use code SORRY10 for 10% off."
+	values := map[string]map[string]slackfake.Input{
+		blockDraft: {blockDraft: {Value: edited}},
+		blockType:  {blockType: {Value: string(triage.TypeBilling)}},
+	}
+	h.change(tk.ID, func(tk *triage.Ticket) { tk.NeedsApproval = true })
+	r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values}))
+	if r.ResponseAction != slack.RAErrors || !strings.Contains(r.Errors[blockDraft], "Only approvers") {
+		t.Errorf("unauthorized submit answered %+v", r)
+	}
+	if got := h.get(tk.ID); got.State != tk.State || len(got.Overrides) != 0 || got.Sent != "" {
+		t.Errorf("the refused submit changed the ticket: %+v", got)
+	}
+	if closedView(h, v.ID) {
+		t.Error("the modal closed on errors")
+	}
+
+	h.change(tk.ID, func(tk *triage.Ticket) { tk.NeedsApproval = false })
+	kicks := h.kicks.Load()
+	r = viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values}))
+	if r.ResponseAction != "" {
+		t.Errorf("submit answered %+v, want the modal closed", r)
+	}
+	got := h.get(tk.ID)
+	if got.State != triage.StateReplied || got.Sent != edited || got.DraftRevision <= 0 {
+		t.Errorf("after edit: state %s, sent %q, revision %v", got.State, got.Sent, got.DraftRevision)
+	}
+	want := []triage.Override{{Field: "type", From: string(tk.Classification.Type), To: "billing", By: agentUser, At: appT0}}
+	if !slices.Equal(got.Overrides, want) {
+		t.Errorf("overrides = %+v, want %+v", got.Overrides, want)
+	}
+	if !closedView(h, v.ID) {
+		t.Error("the modal stayed open")
+	}
+	h.waitFor("a kick", func() bool { return h.kicks.Load() > kicks })
+}
+
+// findInput returns the plain text input of a view's input block.
+func findInput(t *testing.T, v slack.View, block string) *slack.PlainTextInputBlockElement {
+	t.Helper()
+	for _, b := range v.Blocks.BlockSet {
+		if in, ok := b.(*slack.InputBlock); ok && in.BlockID == block {
+			if el, ok := in.Element.(*slack.PlainTextInputBlockElement); ok {
+				return el
+			}
+		}
+	}
+	t.Fatalf("no text input %q", block)
+	return nil
+}
+
+func TestEscalateModal(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "Where is my order 1001? It's been two weeks.")
+	h.click(tk.ID, ActionEscalate, agentUser)
+	v := h.modal(1)
+	if v.CallbackID != CallbackEscalate || v.PrivateMetadata != tk.ID {
+		t.Fatalf("modal = %+v", v)
+	}
+	r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: map[string]map[string]slackfake.Input{
+		blockReason: {blockReason: {Value: "  "}},
+		blockOwner:  {blockOwner: {Value: legalOwner}},
+	}}))
+	if r.ResponseAction != slack.RAErrors || r.Errors[blockReason] == "" {
+		t.Errorf("blank reason answered %+v", r)
+	}
+	r = viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: map[string]map[string]slackfake.Input{
+		blockReason: {blockReason: {Value: "Customer mentions a chargeback"}},
+		blockOwner:  {blockOwner: {Value: legalOwner}},
+	}}))
+	if r.ResponseAction != "" {
+		t.Errorf("submit answered %+v", r)
+	}
+	got := h.get(tk.ID)
+	if got.State != triage.StateEscalated || got.Assignee != legalOwner || got.Escalations != 1 {
+		t.Errorf("after escalate: %s, assignee %s, escalations %d", got.State, got.Assignee, got.Escalations)
+	}
+	audit := h.store.Audit(tk.ID)
+	last := audit[len(audit)-1]
+	if last.Action != "escalated" || last.Actor != agentUser || last.Detail != "Customer mentions a chargeback" {
+		t.Errorf("audit = %+v", last)
+	}
+}
+
+func TestResolveModalAndReopen(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+	h.drafted(tk.ID)
+	h.click(tk.ID, ActionApprove, agentUser)
+	h.waitFor("replied", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+	h.click(tk.ID, ActionResolve, agentUser)
+	v := h.modal(1)
+	if v.CallbackID != CallbackResolve || v.PrivateMetadata != tk.ID {
+		t.Fatalf("modal = %+v", v)
+	}
+	values := func(amount string) map[string]map[string]slackfake.Input {
+		return map[string]map[string]slackfake.Input{
+			blockRootCause: {blockRootCause: {Value: "carrier_delay"}},
+			blockNote:      {blockNote: {Value: "Carrier lost the parcel; reshipped"}},
+			blockMethod:    {blockMethod: {Value: "replacement"}},
+			blockAmount:    {blockAmount: {Value: amount}},
+		}
+	}
+	for _, bad := range []string{"abc", "-5", "12.345", "1e3", "$12"} {
+		r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values(bad)}))
+		if r.ResponseAction != slack.RAErrors || r.Errors[blockAmount] != errAmount {
+			t.Errorf("amount %q answered %+v", bad, r)
+		}
+	}
+	if got := h.get(tk.ID); got.State != triage.StateReplied {
+		t.Fatalf("a bad amount changed the state to %s", got.State)
+	}
+	r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values("12,5")}))
+	if r.ResponseAction != "" {
+		t.Errorf("submit answered %+v", r)
+	}
+	got := h.get(tk.ID)
+	wantAmount := triage.Money{Minor: 1250, Currency: "USD"}
+	if got.State != triage.StateResolved || got.RootCause != "carrier_delay" || got.ResolutionMethod != "replacement" ||
+		got.ResolutionAmount != wantAmount || got.ResolutionNote != "Carrier lost the parcel; reshipped" {
+		t.Errorf("after resolve: %+v", got)
+	}
+	if want := appT0.Add(48 * time.Hour); !got.FollowUpDue.Equal(want) {
+		t.Errorf("follow-up due %v, want %v", got.FollowUpDue, want)
+	}
+
+	h.click(tk.ID, ActionReopen, agentUser)
+	h.waitFor("reopened", func() bool { return h.get(tk.ID).State == triage.StateReopened })
+}
+
+// TestShortcutTwice turns one message into a ticket twice: one ticket.
+func TestShortcutTwice(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	env, ts := h.say(slackfake.UserMessage{Channel: otherChannel, User: customerUser,
+		Text: "Customer called: order 1002 arrived broken &amp; they want a replacement"})
+	h.ack(env)
+	shortcut := func() {
+		env, err := h.fake.SendEnvelope(slackfake.TypeInteractive, map[string]any{
+			"type": "message_action", "callback_id": ShortcutCreateTicket,
+			"trigger_id": h.fake.NewTriggerID(agentUser), "user": map[string]any{"id": agentUser},
+			"channel":      map[string]any{"id": otherChannel},
+			"message":      map[string]any{"type": "message", "ts": ts, "user": customerUser, "text": "Customer called: order 1002 arrived broken &amp; they want a replacement"},
+			"message_ts":   ts,
+			"response_url": h.fake.NewResponseURL(otherChannel, agentUser),
+		}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ack(env)
+	}
+	var responses []slack.ViewSubmissionResponse
+	for n := 1; n <= 2; n++ {
+		shortcut()
+		v := h.modal(n)
+		if v.CallbackID != CallbackNew || v.PrivateMetadata != "shortcut/"+otherChannel+"/"+ts {
+			t.Fatalf("modal = %+v", v)
+		}
+		var view slack.View
+		if err := json.Unmarshal(v.JSON, &view); err != nil {
+			t.Fatal(err)
+		}
+		text := findInput(t, view, blockText)
+		if text.InitialValue != "Customer called: order 1002 arrived broken & they want a replacement" {
+			t.Errorf("prefilled text = %q", text.InitialValue)
+		}
+		who := findInput(t, view, blockCustomer)
+		if who.InitialValue != "<@"+customerUser+">" {
+			t.Errorf("prefilled customer = %q", who.InitialValue)
+		}
+		responses = append(responses, viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser,
+			Values: map[string]map[string]slackfake.Input{
+				blockSource:   {blockSource: {Value: "phone"}},
+				blockCustomer: {blockCustomer: {Value: who.InitialValue}},
+				blockText:     {blockText: {Value: text.InitialValue}},
+			}})))
+	}
+	h.stop()
+	all := h.store.All()
+	if len(all) != 1 {
+		t.Fatalf("%d tickets, want 1; answers %s", len(all), mustJSON(t, responses))
+	}
+	tk := all[0]
+	if tk.Source != triage.SourceManual || tk.Channel != "phone" || tk.ExternalID != "shortcut/"+otherChannel+"/"+ts ||
+		tk.State == triage.StateReceived {
+		t.Errorf("ticket = %+v", tk)
+	}
+	for i, want := range []string{"Created ticket `" + tk.ID + "`", "already ticket `" + tk.ID + "`"} {
+		r := responses[i]
+		if r.ResponseAction != slack.RAUpdate || r.View == nil || !strings.Contains(string(mustJSON(t, r.View)), want) {
+			t.Errorf("submission %d answered %s, want %q", i+1, mustJSON(t, r), want)
+		}
+	}
+	if got := actions(h, tk.ID); countOf(got, "triaged") != 1 {
+		t.Errorf("audit = %v", got)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHostileCustomerText sends customer text that tries to ping and link
+// through every surface that shows it: the refusal, each modal, the ticket
+// command, App Home.
+func TestHostileCustomerText(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, appHostile)
+	if !strings.Contains(tk.Body, "<!here>") {
+		t.Fatalf("body = %q, want Slack's entities decoded", tk.Body)
+	}
+	tk = h.drafted(tk.ID)
+	if !tk.NeedsApproval {
+		t.Fatalf("fixture does not need approval: %+v", tk.Triggers)
+	}
+	h.change(tk.ID, func(tk *triage.Ticket) { tk.Route.Mentions = append(tk.Route.Mentions, agentUser) })
+	h.click(tk.ID, ActionApprove, agentUser)
+	h.click(tk.ID, ActionEdit, approverUser)
+	h.modal(1)
+	h.click(tk.ID, ActionEscalate, agentUser)
+	h.modal(2)
+	if _, err := h.tr.Approve(t.Context(), tk.ID, approverUser, "We're on it."); err != nil {
+		t.Fatal(err)
+	}
+	h.click(tk.ID, ActionResolve, agentUser)
+	h.modal(3)
+	cmd, err := h.fake.SlashCommand(slackfake.Command{Command: "/casebot", Text: "ticket " + tk.ID, User: agentUser, Channel: otherChannel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ack(cmd)
+	if _, err := h.fake.SlashCommand(slackfake.Command{Command: "/casebot", Text: "<!channel>", User: agentUser, Channel: otherChannel}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.fake.SendEvent(map[string]any{"type": "app_home_opened", "user": agentUser, "tab": "home"}); err != nil {
+		t.Fatal(err)
+	}
+	// response_url answers show up as ephemerals too.
+	h.waitFor("every answer", func() bool {
+		return len(h.ephemeralsTo(agentUser)) == 3 && len(h.fake.ResponsePosts()) == 2 && len(h.fake.Views()) == 4
+	})
+
+	var docs [][]byte
+	for _, e := range h.fake.Ephemerals() {
+		docs = append(docs, mustJSON(t, map[string]any{"type": "mrkdwn", "text": e.Text}), e.Blocks)
+	}
+	for _, p := range h.fake.ResponsePosts() {
+		docs = append(docs, mustJSON(t, map[string]any{"type": "mrkdwn", "text": p.Text}), p.Blocks)
+	}
+	for _, v := range h.fake.Views() {
+		docs = append(docs, v.JSON)
+	}
+	texts := renderedTexts(t, docs...)
+	checkNoHostile(t, "a reply to a person", texts)
+	for _, want := range []string{"&lt;!channel&gt;", "&lt;http://evil|click&gt;", "&lt;!here&gt;"} {
+		if !hasText(texts, want) {
+			t.Errorf("no surface shows the escaped %q: the check would pass vacuously", want)
+		}
+	}
+	for _, v := range h.fake.Views() {
+		if v.Type == "home" && !strings.Contains(string(v.JSON), tk.ID) {
+			t.Errorf("App Home lacks the ticket: %s", v.JSON)
+		}
+	}
+}
