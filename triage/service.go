@@ -56,7 +56,7 @@ func (s *Triager) Intake(ctx context.Context, in Inbound) (Ticket, error) {
 	}
 	t := &Ticket{
 		Source: in.Source, Channel: in.Channel, ExternalID: in.ExternalID,
-		Subject: in.Subject, Body: in.Body, OrderRef: in.OrderRef, ReplyTo: in.ReplyTo,
+		Subject: in.Subject, Body: in.Body, Attachments: in.Attachments, OrderRef: in.OrderRef, ReplyTo: in.ReplyTo,
 		ReceivedAt: in.ReceivedAt, State: StateReceived, DraftRevision: -1,
 		Classification: Classification{Amount: in.OrderAmount},
 	}

@@ -125,18 +125,21 @@ type Override struct {
 // Ticket is one customer issue from intake to close. Records are versioned:
 // fields are only ever added, so older records decode with zero values.
 type Ticket struct {
-	ID         string    `json:"id"`
-	Source     Source    `json:"source"`
-	Channel    string    `json:"channel,omitempty"`
-	ExternalID string    `json:"external_id"`
-	CustomerID string    `json:"customer_id"`
-	Subject    string    `json:"subject,omitempty"`
-	Body       string    `json:"body"`
-	Entries    []Entry   `json:"entries,omitempty"`
-	OrderRef   string    `json:"order_ref,omitempty"`
-	ReplyTo    string    `json:"reply_to,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
-	State      State     `json:"state"`
+	ID         string  `json:"id"`
+	Source     Source  `json:"source"`
+	Channel    string  `json:"channel,omitempty"`
+	ExternalID string  `json:"external_id"`
+	CustomerID string  `json:"customer_id"`
+	Subject    string  `json:"subject,omitempty"`
+	Body       string  `json:"body"`
+	Entries    []Entry `json:"entries,omitempty"`
+	// Attachments are the names of files the customer attached; the files
+	// themselves stay where they arrived.
+	Attachments []string  `json:"attachments,omitempty"`
+	OrderRef    string    `json:"order_ref,omitempty"`
+	ReplyTo     string    `json:"reply_to,omitempty"`
+	ReceivedAt  time.Time `json:"received_at"`
+	State       State     `json:"state"`
 
 	// Classification is the current reading, after rules and any override.
 	Classification Classification `json:"classification"`
