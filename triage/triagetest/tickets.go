@@ -370,6 +370,7 @@ func (s *Tickets) All() []triage.Ticket {
 // with t.
 func cloneTicket(t triage.Ticket) triage.Ticket {
 	t.Entries = slices.Clone(t.Entries)
+	t.Attachments = slices.Clone(t.Attachments)
 	t.Classification = cloneClassification(t.Classification)
 	t.Original = cloneClassification(t.Original)
 	t.Triggers = slices.Clone(t.Triggers)
