@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +100,8 @@ type PosterStats struct {
 }
 
 // Poster drains the outbox to Slack (SPEC section 5, invariant 6): each
-// channel in order, in its own goroutine so that a slow or rate-limited
+// Slack channel in order (outbound channels, triage.OutboundPrefix, are left
+// to their senders), in its own goroutine so that a slow or rate-limited
 // channel never holds up another, paced at PerChannelInterval and honouring
 // Retry-After. Each post is rendered from the ticket as it is when posted.
 //
@@ -230,6 +232,10 @@ func (p *Poster) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, ch := range channels {
+		if strings.HasPrefix(ch, triage.OutboundPrefix) {
+			// Replies leaving by email or webhook have their own senders.
+			continue
+		}
 		if w, ok := p.workers[ch]; ok {
 			w.woken = true
 			continue

@@ -161,11 +161,11 @@ func (s *memStore) Customer(_ context.Context, id string) (triage.Customer, erro
 type flakyDone struct {
 	*memStore
 	// fail is called before each Done; a non-nil error fails it.
-	fail func(p triage.Post) error
+	fail func(ctx context.Context, p triage.Post) error
 }
 
 func (f *flakyDone) Done(ctx context.Context, p triage.Post, ref triage.SlackRef) error {
-	if err := f.fail(p); err != nil {
+	if err := f.fail(ctx, p); err != nil {
 		return err
 	}
 	return f.memStore.Done(ctx, p, ref)
@@ -228,7 +228,15 @@ func pollUntil(t testing.TB, ctx context.Context, what string, cond func() bool)
 	}
 }
 
-func outboxEmpty(s *memStore) func() bool { return func() bool { return len(s.pending()) == 0 } }
+// outboxEmpty reports whether no post waits for Slack; outbound posts wait
+// for other senders.
+func outboxEmpty(s *memStore) func() bool {
+	return func() bool {
+		return !slices.ContainsFunc(s.pending(), func(p triage.Post) bool {
+			return !strings.HasPrefix(p.Channel, triage.OutboundPrefix)
+		})
+	}
+}
 
 // syncBuffer is a buffer safe for concurrent writes and reads.
 type syncBuffer struct {
@@ -321,6 +329,10 @@ func TestPosterCardUpdateThreadAndReply(t *testing.T) {
 	tk := refundTicket()
 	tk.CustomerID, tk.Source, tk.ReplyTo = jane.ID, triage.SourceSlack, "C0INTAKE/"+original
 	store.put(tk, cardPost(tk))
+	// An email reply of another ticket waits for the email sender.
+	outbound := triage.Post{Kind: triage.PostCustomerReply, TicketID: tk.ID, Channel: triage.OutboundChannel(triage.SourceEmail),
+		ThreadTS: "<msg-1@example.com>", Text: "Hello"}
+	store.put(tk, outbound)
 	p.Kick()
 	pollUntil(t, ctx, "card posted", outboxEmpty(store))
 
@@ -379,6 +391,14 @@ func TestPosterCardUpdateThreadAndReply(t *testing.T) {
 	}
 	if s := p.Stats(); s.Posted != 4 || s.Failed != 0 || s.Dropped != 0 || s.RateLimited != 0 {
 		t.Errorf("stats %+v, want 4 posted and nothing else", s)
+	}
+	if left := store.pending(); len(left) != 1 || left[0].Channel != outbound.Channel {
+		t.Errorf("pending %+v, want only the outbound email reply", left)
+	}
+	for _, c := range f.Calls("") {
+		if strings.HasPrefix(c.Param("channel"), triage.OutboundPrefix) {
+			t.Errorf("%s to outbound channel %s", c.Method, c.Param("channel"))
+		}
 	}
 }
 
@@ -567,34 +587,42 @@ func TestPosterRestart(t *testing.T) {
 
 			var mu sync.Mutex
 			failed := map[string]bool{}
-			crashed := make(chan struct{})
-			outbox := &flakyDone{memStore: store, fail: func(p triage.Post) error {
+			crashed := false
+			// frozen counts the channels stuck in Done after the crash.
+			frozen := make(chan struct{}, len(want))
+			outbox := &flakyDone{memStore: store, fail: func(ctx context.Context, p triage.Post) error {
 				mu.Lock()
-				defer mu.Unlock()
-				select {
-				case <-crashed:
-					// After the crash nothing is recorded any more.
-					return errors.New("process gone")
-				default:
-				}
 				// The third card of each channel is posted but not marked.
-				if p.ID != want[p.Channel][2] || failed[p.ID] {
-					return nil
+				third := p.ID == want[p.Channel][2] && !failed[p.ID]
+				if third {
+					failed[p.ID] = true
 				}
-				failed[p.ID] = true
-				if tc.restart {
-					close(crashed)
+				crashed = crashed || (third && tc.restart)
+				dead := crashed
+				mu.Unlock()
+				if dead {
+					// The process is gone: nothing is marked done any more,
+					// and this channel does nothing further.
+					frozen <- struct{}{}
+					<-ctx.Done()
+					return ctx.Err()
 				}
-				return errors.New("disk full")
+				if third {
+					return errors.New("disk full")
+				}
+				return nil
 			}}
 			first := NewPoster(api, outbox, store, store, fastPosterOpts(log))
 			stop := startPoster(t, first)
 			if tc.restart {
-				// The first failed Done is the crash: stop at once.
-				select {
-				case <-crashed:
-				case <-ctx.Done():
-					t.Fatal("no Done failed")
+				// Stop once every channel is stuck after a post, so that no
+				// request is in flight when the second poster starts.
+				for range want {
+					select {
+					case <-frozen:
+					case <-ctx.Done():
+						t.Fatal("channels did not stop at the crash")
+					}
 				}
 				stop()
 				if len(store.pending()) == 0 {
