@@ -16,9 +16,15 @@
 //	audit         ticket ID + "\x00" + 8-byte big-endian sequence → versioned AuditEvent
 //	outbox        one nested bucket per Slack channel ID:
 //	  <channel>   8-byte big-endian outbox sequence → versioned triage.Post
+//	metrics       ts + ticket ID → fixed-size binary metrics record (metrics.go)
+//	sop           SOP update ID → versioned triage.SOPUpdate
+//	alerts        pattern alert key (triage.AlertKey) → sent-at, RFC 3339
 //
 // The time-ordered indexes exist so that a window query seeks to the start of
-// its window and stops at its end instead of scanning every ticket.
+// its window and stops at its end instead of scanning every ticket. The
+// metrics index is written with each ticket, in the same transaction, so
+// metrics over a window read small fixed-size records instead of decoding
+// tickets; anything that deletes a ticket must delete its metrics record.
 //
 // Records are JSON in an envelope {"v":1,"data":{...}}. Decoding ignores
 // unknown fields and leaves missing ones zero, so a field can be added to a
@@ -80,9 +86,15 @@ var (
 	bucketByCustomer = []byte("by_customer")
 	bucketAudit      = []byte("audit")
 	bucketOutbox     = []byte("outbox")
+	bucketMetrics    = []byte("metrics")
+	bucketSOP        = []byte("sop")
+	bucketAlerts     = []byte("alerts")
 
+	// allBuckets are created empty; the metrics index is created, and filled
+	// from existing tickets, by initMetricsIndex.
 	allBuckets = [][]byte{bucketMeta, bucketTickets, bucketCustomers, bucketIdentity,
-		bucketExternal, bucketByTime, bucketByCustomer, bucketAudit, bucketOutbox}
+		bucketExternal, bucketByTime, bucketByCustomer, bucketAudit, bucketOutbox,
+		bucketSOP, bucketAlerts}
 
 	keySchemaVersion = []byte("schema_version")
 	keyTicketCount   = []byte("ticket_count")
@@ -137,6 +149,9 @@ func initSchema(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	if err := initMetricsIndex(tx); err != nil {
+		return err
 	}
 	meta := tx.Bucket(bucketMeta)
 	raw := meta.Get(keySchemaVersion)

@@ -35,7 +35,7 @@ var _ triage.Tickets = (*DB)(nil)
 
 // buckets holds the buckets of one transaction.
 type buckets struct {
-	meta, tickets, customers, identity, external, byTime, byCustomer, audit, outbox *bolt.Bucket
+	meta, tickets, customers, identity, external, byTime, byCustomer, audit, outbox, metrics *bolt.Bucket
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
@@ -49,6 +49,7 @@ func bucketsOf(tx *bolt.Tx) buckets {
 		byCustomer: tx.Bucket(bucketByCustomer),
 		audit:      tx.Bucket(bucketAudit),
 		outbox:     tx.Bucket(bucketOutbox),
+		metrics:    metricsBucket(tx),
 	}
 }
 
@@ -551,7 +552,7 @@ func putTicket(b buckets, t triage.Ticket) error {
 	if err := b.tickets.Put([]byte(t.ID), raw); err != nil {
 		return fmt.Errorf("put ticket %s: %w", t.ID, err)
 	}
-	return nil
+	return putMetrics(b, t)
 }
 
 // putEvent writes ev and enqueues the posts announcing it, so an audited
