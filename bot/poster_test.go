@@ -382,7 +382,7 @@ func TestPosterCardUpdateThreadAndReply(t *testing.T) {
 	if len(msgs) != 2 || msgs[1].ThreadTS != card.TS {
 		t.Fatalf("C0QUEUE has %d messages (want card and a thread reply to it): %+v", len(msgs), msgs)
 	}
-	if want := "✅ Approved by <@U0AGENT01>: the reply was sent"; !strings.HasPrefix(msgs[1].Text, want) {
+	if want := "✅ Approved by <@U0AGENT01>: reply sent in the customer's thread"; !strings.HasPrefix(msgs[1].Text, want) {
 		t.Errorf("thread reply %q, want it to start with %q", msgs[1].Text, want)
 	}
 	intake := f.Messages("C0INTAKE")

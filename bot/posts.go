@@ -91,7 +91,7 @@ func threadText(p triage.Post, t triage.Ticket, loc *time.Location) (head, body 
 	detail := fit(strings.TrimSpace(p.Detail), postDetailMax)
 	switch p.Action {
 	case "approved":
-		head = "✅ Approved by " + actor + ": the reply was sent"
+		head = "✅ Approved by " + actor + ": " + replyRoute(t.Source)
 		detail = ""
 	case "escalated":
 		head = "⚠️ Escalated by " + actor
@@ -134,6 +134,21 @@ func threadText(p triage.Post, t triage.Ticket, loc *time.Location) (head, body 
 		body = quote(detail)
 	}
 	return head, body
+}
+
+// replyRoute says how an approved reply reaches the customer of a ticket
+// from src; manual and imported tickets have no way back, so the person
+// copies the reply from the card.
+func replyRoute(src triage.Source) string {
+	switch src {
+	case triage.SourceSlack:
+		return "reply sent in the customer's thread"
+	case triage.SourceEmail:
+		return "reply sent by email"
+	case triage.SourceWebhook:
+		return "reply sent through the webhook"
+	}
+	return "no way back to the customer, copy the reply from the card"
 }
 
 // resolutionText is the root cause, method and note of a resolved ticket.

@@ -46,6 +46,9 @@ func postCases() []postCase {
 	posted := approvedTicket()
 	posted.Slack = triage.SlackRef{Channel: "C0QUEUE", TS: "1772460300.000100"}
 
+	manual := posted
+	manual.Source, manual.Channel = triage.SourceManual, "phone"
+
 	resolved := resolvedTicket()
 	resolved.ResolutionNote = "Refunded in full; courier claim opened."
 	resolvedPost := thread("resolved", "U0AGENT01", `root cause "damaged_in_transit", method "refund"`)
@@ -73,8 +76,11 @@ func postCases() []postCase {
 	return []postCase{
 		{name: "approved", post: thread("approved", "U0AGENT01", "reply 182 chars"), ticket: posted,
 			live:     []string{"U0AGENT01"},
-			contains: []string{"✅ Approved by <@U0AGENT01>: the reply was sent · 2026-03-02 15:05 UTC"},
+			contains: []string{"✅ Approved by <@U0AGENT01>: reply sent by email · 2026-03-02 15:05 UTC"},
 			absent:   []string{"182 chars"}},
+		{name: "approved_manual", post: thread("approved", "U0AGENT01", "reply 182 chars"), ticket: manual,
+			live:     []string{"U0AGENT01"},
+			contains: []string{"✅ Approved by <@U0AGENT01>: no way back to the customer, copy the reply from the card"}},
 		{name: "escalated", post: thread("escalated", "U0AGENT01", "Customer threatens to sue; needs legal review.", "U0LEGAL01"),
 			ticket: escalated, live: []string{"U0AGENT01", "U0LEGAL01"},
 			contains: []string{"⚠️ Escalated by <@U0AGENT01> to <@U0LEGAL01> · 2026-03-02 15:05 UTC\n> Customer threatens to sue; needs legal review."}},
