@@ -20,6 +20,7 @@ Usage:
   casebot demo   [--input FILE] [--transcript FILE] [--db FILE]   the whole loop with no accounts
   casebot triage [--json] [--classifier keyword|ollama]          classify text from stdin
   casebot eval FILE [--json] [--predictions OUT] [--classifier keyword|ollama]
+  casebot report [--json] [--window 7d|30d|90d] [--at TIME] [--db FILE]   metrics (default 30d, casebot.db)
   casebot help
 
 Every command takes --config FILE (default casebot.yml; built-in defaults
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdTriage(ctx, rest, stdin, stdout, stderr)
 	case "eval":
 		return cmdEval(ctx, rest, stdout, stderr)
+	case "report":
+		return cmdReport(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err
