@@ -37,7 +37,7 @@ const (
 // appHarness is an App running against the Slack stand-in and an in-memory
 // store.
 type appHarness struct {
-	t      *testing.T
+	t      testing.TB
 	fake   *slackfake.Fake
 	api    *slack.Client
 	store  *triagetest.Tickets
@@ -72,7 +72,7 @@ type harnessOpts struct {
 	wrap func(*triagetest.Tickets) triage.Tickets
 }
 
-func newAppHarness(t *testing.T, o harnessOpts) *appHarness {
+func newAppHarness(t testing.TB, o harnessOpts) *appHarness {
 	t.Helper()
 	h := &appHarness{t: t, done: make(chan error, 1)}
 	if o.clock == nil {
@@ -404,6 +404,8 @@ func TestIntakeIgnores(t *testing.T) {
 		{"edit", event(map[string]any{"subtype": "message_changed"})},
 		{"join", event(map[string]any{"subtype": "channel_join"})},
 		{"no user", event(map[string]any{"user": nil})},
+		// slack-go cannot parse it; it is acked all the same.
+		{"unknown event type", event(map[string]any{"type": "made_up_event"})},
 	}
 	for _, tc := range ignored {
 		env, err := h.fake.SendEvent(tc.event)
@@ -770,4 +772,24 @@ func checkNoHostile(t *testing.T, where string, texts []string) {
 // hasText reports whether any text contains sub.
 func hasText(texts []string, sub string) bool {
 	return slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, sub) })
+}
+
+// BenchmarkIntakeThroughput pushes messages through the whole loop: Socket
+// Mode delivery, commit, ack, keyword classification and routing, on the
+// in-memory store. Each op is one message.
+func BenchmarkIntakeThroughput(b *testing.B) {
+	h := newAppHarness(b, harnessOpts{})
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := h.fake.SendMessage(slackfake.UserMessage{Channel: intakeChannel, User: fmt.Sprintf("U%08d", i),
+			Text: "My parcel for order 1001 hasn't arrived, tracking is stuck since Monday"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h.waitFor("every ticket triaged", func() bool {
+		all := h.store.All()
+		return len(all) == b.N && !slices.ContainsFunc(all, func(t triage.Ticket) bool { return t.State == triage.StateReceived })
+	})
+	b.StopTimer()
+	h.stop()
 }

@@ -44,7 +44,7 @@ func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *s
 		a.openTicketModal(ctx, cb.TriggerID, channel, user, id, act.ActionID)
 	case ActionReopen:
 		if _, err := a.tr.Reopen(ctx, id, user, "reopened from the card"); err != nil {
-			a.tell(ctx, channel, user, a.failure(id, "reopened", err))
+			a.tell(ctx, channel, user, a.failure(ctx, id, "reopened", err))
 			return
 		}
 		a.kick()
@@ -58,7 +58,7 @@ func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *s
 func (a *App) approve(ctx context.Context, channel, user, id string) {
 	t, err := a.tr.Store.Get(ctx, id)
 	if err != nil {
-		a.tell(ctx, channel, user, a.failure(id, "approved", err))
+		a.tell(ctx, channel, user, a.failure(ctx, id, "approved", err))
 		return
 	}
 	if strings.TrimSpace(t.Draft) == "" {
@@ -70,7 +70,7 @@ func (a *App) approve(ctx context.Context, channel, user, id string) {
 			a.tell(ctx, channel, user, a.refusal(t))
 			return
 		}
-		a.tell(ctx, channel, user, a.failure(id, "approved", err))
+		a.tell(ctx, channel, user, a.failure(ctx, id, "approved", err))
 		return
 	}
 	a.kick()
@@ -116,16 +116,20 @@ func (a *App) refusal(t triage.Ticket) string {
 	return Truncate(text+"You can still *Escalate* it.", MaxMessageText)
 }
 
-// failure turns an action's error into a message for the person who acted.
-// Errors stay in the log: they may name internals.
-func (a *App) failure(id, done string, err error) string {
+// failure turns an action's error into a message for the person who acted,
+// naming the ticket's state when that is why. Errors stay in the log: they
+// may name internals.
+func (a *App) failure(ctx context.Context, id, done string, err error) string {
 	ticket := "Ticket `" + fit(id, fieldMax) + "`"
 	switch {
 	case errors.Is(err, triage.ErrNotFound):
 		return ticket + " was not found."
 	case errors.Is(err, triage.ErrInvalidTransition):
-		return ticket + " has moved on (someone may have acted on it already), so it can't be " + done +
-			" now. Nothing was changed; the card will catch up in a moment."
+		now := "has moved on"
+		if t, err := a.tr.Store.Get(ctx, id); err == nil {
+			now = "is " + strings.ReplaceAll(string(t.State), "_", " ")
+		}
+		return ticket + " " + now + ", so it can't be " + done + " now. Nothing was changed."
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		a.log.Warn("bot: action timed out", "ticket", id, "action", done, "err", err)
 		return "casebot took too long to record that. Nothing was changed; please try again."
@@ -156,14 +160,14 @@ var pastTense = map[string]string{ActionEdit: "edited", ActionEscalate: "escalat
 func (a *App) openTicketModal(ctx context.Context, triggerID, channel, user, id, action string) {
 	t, err := a.tr.Store.Get(ctx, id)
 	if err != nil {
-		a.tell(ctx, channel, user, a.failure(id, pastTense[action], err))
+		a.tell(ctx, channel, user, a.failure(ctx, id, pastTense[action], err))
 		return
 	}
 	var view slack.ModalViewRequest
 	switch action {
 	case ActionEdit:
 		if !t.State.CanTransition(triage.StateReplied) {
-			a.tell(ctx, channel, user, a.failure(id, "edited", triage.ErrInvalidTransition))
+			a.tell(ctx, channel, user, a.failure(ctx, id, "edited", triage.ErrInvalidTransition))
 			return
 		}
 		if !a.tr.Config.CanApprove(user, t) {
@@ -173,13 +177,13 @@ func (a *App) openTicketModal(ctx context.Context, triggerID, channel, user, id,
 		view = EditModal(t)
 	case ActionEscalate:
 		if !t.State.CanTransition(triage.StateEscalated) {
-			a.tell(ctx, channel, user, a.failure(id, "escalated", triage.ErrInvalidTransition))
+			a.tell(ctx, channel, user, a.failure(ctx, id, "escalated", triage.ErrInvalidTransition))
 			return
 		}
 		view = EscalateModal(t)
 	case ActionResolve:
 		if !t.State.CanTransition(triage.StateResolved) {
-			a.tell(ctx, channel, user, a.failure(id, "resolved", triage.ErrInvalidTransition))
+			a.tell(ctx, channel, user, a.failure(ctx, id, "resolved", triage.ErrInvalidTransition))
 			return
 		}
 		view = ResolveModal(t, a.tr.Config.RootCauses, a.tr.Config.Thresholds.Currency)
@@ -296,7 +300,7 @@ func (s submission) ticket(ctx context.Context, block, done string) (triage.Tick
 	id := s.cb.View.PrivateMetadata
 	t, err := s.a.tr.Store.Get(ctx, id)
 	if err != nil {
-		s.reject(ctx, "", map[string]string{block: s.a.failure(id, done, err)})
+		s.reject(ctx, "", map[string]string{block: s.a.failure(ctx, id, done, err)})
 		return t, false
 	}
 	return t, true
@@ -320,7 +324,7 @@ func (s submission) edit(ctx context.Context) {
 		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: "Write the reply before sending it."})
 		return
 	case !t.State.CanTransition(triage.StateReplied):
-		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(t.ID, "sent", triage.ErrInvalidTransition)})
+		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(ctx, t.ID, "sent", triage.ErrInvalidTransition)})
 		return
 	}
 	// Overrides recorded before a later step fails have enqueued posts too.
@@ -334,12 +338,12 @@ func (s submission) edit(ctx context.Context) {
 			continue
 		}
 		if _, err := s.a.tr.Override(ctx, t.ID, s.user(), field, v); err != nil {
-			s.reject(ctx, t.Slack.Channel, map[string]string{field: s.a.failure(t.ID, "changed", err)})
+			s.reject(ctx, t.Slack.Channel, map[string]string{field: s.a.failure(ctx, t.ID, "changed", err)})
 			return
 		}
 	}
 	if _, err := s.a.tr.Approve(ctx, t.ID, s.user(), reply); err != nil {
-		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(t.ID, "sent", err)})
+		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(ctx, t.ID, "sent", err)})
 		return
 	}
 	s.answer(nil)
@@ -363,7 +367,7 @@ func (s submission) escalate(ctx context.Context) {
 		return
 	}
 	if _, err := s.a.tr.Escalate(ctx, t.ID, s.user(), owner, reason); err != nil {
-		s.reject(ctx, t.Slack.Channel, map[string]string{blockReason: s.a.failure(t.ID, "escalated", err)})
+		s.reject(ctx, t.Slack.Channel, map[string]string{blockReason: s.a.failure(ctx, t.ID, "escalated", err)})
 		return
 	}
 	s.answer(nil)
@@ -389,7 +393,7 @@ func (s submission) resolve(ctx context.Context) {
 		Amount:    amount,
 	}
 	if _, err := s.a.tr.Resolve(ctx, t.ID, s.user(), r, s.a.followUp); err != nil {
-		s.reject(ctx, t.Slack.Channel, map[string]string{blockRootCause: s.a.failure(t.ID, "resolved", err)})
+		s.reject(ctx, t.Slack.Channel, map[string]string{blockRootCause: s.a.failure(ctx, t.ID, "resolved", err)})
 		return
 	}
 	s.answer(nil)

@@ -106,12 +106,12 @@ func TestButtonFailures(t *testing.T) {
 		want         string
 	}{
 		{"approve without a draft", ActionApprove, func() {}, "has no draft to send yet"},
-		{"reopen an open ticket", ActionReopen, func() {}, "has moved on"},
+		{"reopen an open ticket", ActionReopen, func() {}, "is awaiting review, so it can't be reopened now"},
 		{"resolve twice", ActionResolve, func() {
 			if _, err := h.tr.Resolve(t.Context(), tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
 				t.Fatal(err)
 			}
-		}, "has moved on"},
+		}, "is resolved, so it can't be resolved now"},
 	}
 	// No subtests: the harness fails its own test.
 	for i, tc := range cases {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -297,10 +298,11 @@ func parseIdentity(s string) (triage.Customer, error) {
 		}
 		return triage.Customer{Email: strings.ToLower(addr.Address), Name: addr.Name}, nil
 	}
-	if strings.ContainsAny(s, " \t\n") {
-		return triage.Customer{}, fmt.Errorf("customer %q: a handle has no spaces", s)
+	handle := strings.TrimLeft(s, "@")
+	if handle == "" || strings.ContainsFunc(handle, unicode.IsSpace) {
+		return triage.Customer{}, fmt.Errorf("customer %q: not a handle", s)
 	}
-	return triage.Customer{Handle: strings.TrimPrefix(s, "@")}, nil
+	return triage.Customer{Handle: handle}, nil
 }
 
 // stateValue reads a text input of a submitted view.

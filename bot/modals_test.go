@@ -198,6 +198,10 @@ func TestParseIdentity(t *testing.T) {
 		{"<@W0CUST001|jane>", triage.Customer{SlackUserID: "W0CUST001"}, true},
 		{"", triage.Customer{}, false},
 		{"jane doe", triage.Customer{}, false},
+		{"@", triage.Customer{}, false},
+		{"@@", triage.Customer{}, false},
+		{"@@jane", triage.Customer{Handle: "jane"}, true},
+		{"jane\u00a0doe", triage.Customer{}, false},
 		{"jane@", triage.Customer{}, false},
 		{"<!channel>", triage.Customer{Handle: "<!channel>"}, true},
 	}
@@ -211,7 +215,7 @@ func TestParseIdentity(t *testing.T) {
 }
 
 func FuzzParseIdentity(f *testing.F) {
-	for _, s := range []string{"jane@example.com", "@jane", "<@U123>", "Jane <j@x.io>", "a b"} {
+	for _, s := range []string{"jane@example.com", "@jane", "<@U123>", "Jane <j@x.io>", "a b", "@", "@@"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
