@@ -23,6 +23,9 @@ type Triager struct {
 	Model Classifier
 	// Drafter writes brief and draft; nil leaves them empty.
 	Drafter Drafter
+	// Classified, when set, is called with every ticket Classify stored, by
+	// whichever path it arrived; a Pipeline uses it to queue the draft.
+	Classified func(Ticket)
 }
 
 // NewTriager builds a Triager from config with the keyword classifier; set
@@ -86,7 +89,7 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 		t.Classification.Amount)
 	c, by, reason, triggers := a.Classification, a.By, a.Reason, a.Triggers
 	route := s.Router.Route(c, t.Source, triggers)
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+	t, err = s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
 		if from != StateReceived {
 			// Another delivery classified it meanwhile: one card only.
@@ -111,6 +114,10 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 			From: from, To: next, Detail: detail, Posts: []Post{{Kind: PostCard, TicketID: t.ID,
 				Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}}, nil
 	})
+	if err == nil && s.Classified != nil {
+		s.Classified(t)
+	}
+	return t, err
 }
 
 // Assessment is the outcome of reading one message: the merged
@@ -156,7 +163,15 @@ func (s *Triager) WriteDraft(ctx context.Context, id string, customer Customer, 
 	if s.Drafter == nil {
 		return s.Store.Get(ctx, id)
 	}
+	return s.writeDraft(ctx, id, customer, policy, s.Drafter)
+}
+
+func (s *Triager) writeDraft(ctx context.Context, id string, customer Customer, policy string, drafter Drafter) (Ticket, error) {
 	t, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return Ticket{}, err
+	}
+	customer, err = s.customer(ctx, t.CustomerID, customer)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -164,7 +179,7 @@ func (s *Triager) WriteDraft(ctx context.Context, id string, customer Customer, 
 	if err != nil {
 		return Ticket{}, err
 	}
-	d, err := s.Drafter.Draft(ctx, DraftRequest{Ticket: t, Customer: customer, History: history, Policy: policy})
+	d, err := drafter.Draft(ctx, DraftRequest{Ticket: t, Customer: customer, History: history, Policy: policy})
 	if err != nil {
 		return t, fmt.Errorf("draft ticket %s: %w", id, err)
 	}

@@ -1,0 +1,104 @@
+package triage_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/casebot/casebot/triage"
+	"github.com/casebot/casebot/triage/triagetest"
+)
+
+// waitFor polls cond; the pipeline works in the background.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func startPipeline(t *testing.T, f *fixture, opts triage.PipelineOptions) *triage.Pipeline {
+	t.Helper()
+	p := triage.NewPipeline(f.tr, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p
+}
+
+func TestPipelineClassifiesThenDrafts(t *testing.T) {
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "b", Reply: "r"}}
+	var kicks atomic.Int32
+	p := startPipeline(t, f, triage.PipelineOptions{Kick: func() { kicks.Add(1) }})
+	tk, err := f.tr.Intake(context.Background(), f.inbound("m1", "where is my parcel?", ann))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Classify(tk.ID)
+	waitFor(t, "draft", func() bool { return f.get(t, tk.ID).Draft == "r" })
+	got := f.get(t, tk.ID)
+	if got.State != triage.StateAwaitingReview || got.Brief != "b" {
+		t.Errorf("state %s brief %q", got.State, got.Brief)
+	}
+	if kicks.Load() < 2 {
+		t.Errorf("%d kicks, want one for the card and one for the draft", kicks.Load())
+	}
+	// A second delivery of the same ID does not classify twice.
+	p.Classify(tk.ID)
+	waitFor(t, "queue drained", func() bool { return len(f.store.Audit(tk.ID)) >= 3 })
+	time.Sleep(20 * time.Millisecond)
+	var triaged int
+	for _, ev := range f.store.Audit(tk.ID) {
+		if ev.Action == "triaged" {
+			triaged++
+		}
+	}
+	if triaged != 1 {
+		t.Errorf("%d triaged events, want 1", triaged)
+	}
+}
+
+func TestPipelineDraftRetriesThenTemplate(t *testing.T) {
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	drafter := &triagetest.Drafter{Err: errors.New("model down")}
+	f.tr.Drafter = drafter
+	startPipeline(t, f, triage.PipelineOptions{DraftAttempts: 3, RetryDelay: time.Millisecond})
+	tk := f.process(t, f.inbound("m1", "where is my parcel?", ann))
+	waitFor(t, "template draft", func() bool { return f.get(t, tk.ID).Draft != "" })
+	if n := len(drafter.Requests()); n != 2 {
+		t.Errorf("model asked %d times, want 2 before the template", n)
+	}
+	if got := f.get(t, tk.ID).Draft; got == "" {
+		t.Error("no draft")
+	}
+}
+
+func TestPipelineResume(t *testing.T) {
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "b", Reply: "r"}}
+	ctx := context.Background()
+	received, err := f.tr.Intake(ctx, f.inbound("m1", "where is my parcel?", ann))
+	if err != nil {
+		t.Fatal(err)
+	}
+	undrafted, err := f.tr.Process(ctx, f.inbound("m2", "refund please", triage.Customer{Email: "bo@example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPipeline(t, f, triage.PipelineOptions{})
+	c, d, err := p.Resume(ctx, t0.Add(-time.Hour))
+	if err != nil || c != 1 || d != 1 {
+		t.Fatalf("Resume = %d, %d, %v; want 1, 1", c, d, err)
+	}
+	waitFor(t, "both drafted", func() bool {
+		return f.get(t, received.ID).Draft == "r" && f.get(t, undrafted.ID).Draft == "r"
+	})
+}
