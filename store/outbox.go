@@ -17,6 +17,10 @@ import (
 // been posted and its Slack reference stored on the ticket.
 const ActionCardPosted = "card_posted"
 
+// ActionCardDropped is the audit action recorded when the poster gave up on
+// a card (Done with an empty Slack reference).
+const ActionCardDropped = "card_dropped"
+
 // ErrNoChannel is returned when a post names no channel and its ticket has
 // no routed channel to fill in: a post with nowhere to go is a bug in the
 // caller, and queueing it would block nothing yet never drain.
@@ -203,8 +207,8 @@ func (db *DB) Done(ctx context.Context, p triage.Post, ref triage.SlackRef) erro
 // recordCard stores where a ticket's card was posted, audited as a change
 // that keeps the ticket's state (SPEC invariant 5).
 func recordCard(b buckets, ticketID string, ref triage.SlackRef, now time.Time) error {
-	if ref.Channel == "" || ref.TS == "" {
-		// Without both, the card could never be updated in place.
+	if (ref.Channel == "") != (ref.TS == "") {
+		// Half a reference could never be used to update the card in place.
 		return fmt.Errorf("card of ticket %s: incomplete Slack reference %+v", ticketID, ref)
 	}
 	t, err := getTicket(b, ticketID)
@@ -213,6 +217,12 @@ func recordCard(b buckets, ticketID string, ref triage.SlackRef, now time.Time) 
 	}
 	if err != nil {
 		return err
+	}
+	if ref.Channel == "" {
+		// The poster gave up on a card Slack will never take; the audit
+		// trail says so, and the channel is no longer blocked behind it.
+		return putEvent(b, triage.AuditEvent{TicketID: t.ID, At: now, Actor: triage.ActorSystem,
+			Action: ActionCardDropped, From: t.State, To: t.State, Detail: "Slack refused the card"}, &t)
 	}
 	t.Slack = ref
 	if err := putTicket(b, t); err != nil {

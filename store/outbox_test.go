@@ -517,7 +517,7 @@ func TestCardDoneRecordsSlackRef(t *testing.T) {
 	}
 	card := ps[0]
 
-	for _, ref := range []triage.SlackRef{{}, {Channel: "C-URGENT"}, {TS: "1.2"}} {
+	for _, ref := range []triage.SlackRef{{Channel: "C-URGENT"}, {TS: "1.2"}} {
 		if err := db.Done(ctx, card, ref); err == nil {
 			t.Errorf("Done of a card with reference %+v succeeded", ref)
 		}
@@ -758,4 +758,36 @@ func BenchmarkEnqueueDrain(b *testing.B) {
 		b.Fatalf("delivered %d posts, want %d", delivered, int64(b.N)*posts)
 	}
 	b.ReportMetric(float64(delivered)/b.Elapsed().Seconds(), "posts/s")
+}
+
+// TestCardDoneEmptyRefDrops: a card Slack will never take is removed with an
+// empty reference, audited, and no longer blocks its channel.
+func TestCardDoneEmptyRefDrops(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	tk := mustCreate(t, db, newTicket(triage.SourceWebhook, "w", t0), triage.Customer{})
+	if _, err := db.Update(ctx, tk.ID, func(tk *triage.Ticket) (triage.AuditEvent, error) {
+		tk.Route.Channel = "C-Q"
+		return triage.AuditEvent{Actor: triage.ActorSystem, Action: "triaged",
+			Posts: []triage.Post{{Kind: triage.PostCard}, {Kind: triage.PostThread}}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ps := pending(t, db, "C-Q")
+	if err := db.Done(ctx, ps[0], triage.SlackRef{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(t, db, "C-Q"); len(got) != 1 || got[0].Kind != triage.PostThread {
+		t.Fatalf("after the drop C-Q = %+v, want only the thread post", got)
+	}
+	audit, err := db.Audit(ctx, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := audit[len(audit)-1]; last.Action != ActionCardDropped {
+		t.Errorf("last audit action %q, want %q", last.Action, ActionCardDropped)
+	}
+	if got, err := db.Get(ctx, tk.ID); err != nil || got.Slack != (triage.SlackRef{}) {
+		t.Errorf("ticket Slack ref %+v, %v; want none", got.Slack, err)
+	}
 }
