@@ -1,6 +1,8 @@
-// Package bot is casebot's Slack surface (SPEC section 5): it renders
-// tickets as Block Kit cards, and will hold the Socket Mode loop, modals,
-// slash commands, App Home and the scheduled posts.
+// Package bot is casebot's Slack surface (SPEC section 5): the Socket Mode
+// loop (App: intake messages, buttons, modals, /casebot, the shortcut and
+// App Home), the Poster that drains the store's outbox to Slack at Slack's
+// pace, and the Block Kit rendering of cards and posts. bot/slackfake is the
+// in-process Slack stand-in that tests and the demo run against.
 //
 // Everything a customer or the model wrote is untrusted. It reaches Slack
 // only through Escape, which turns '&', '<' and '>' into entities so that it

@@ -43,12 +43,6 @@ const (
 	pendingBatch = 16
 )
 
-// CustomerSource finds a ticket's customer for its card (store.DB has this
-// method).
-type CustomerSource interface {
-	Customer(ctx context.Context, id string) (triage.Customer, error)
-}
-
 // TicketSource reads the ticket a post is about. It is the read half of
 // triage.Tickets, which satisfies it.
 type TicketSource interface {
@@ -115,7 +109,7 @@ type Poster struct {
 	api       *slack.Client
 	outbox    triage.Outbox
 	tickets   TicketSource
-	customers CustomerSource
+	customers CustomerLookup
 	opts      PosterOptions
 	log       *slog.Logger
 	kick      chan struct{}
@@ -153,7 +147,7 @@ type redelivery struct {
 
 // NewPoster returns a Poster that posts with api, reading posts from outbox,
 // tickets from tickets and customers from customers.
-func NewPoster(api *slack.Client, outbox triage.Outbox, tickets TicketSource, customers CustomerSource, opts PosterOptions) *Poster {
+func NewPoster(api *slack.Client, outbox triage.Outbox, tickets TicketSource, customers CustomerLookup, opts PosterOptions) *Poster {
 	if opts.Clock == nil {
 		opts.Clock = triage.SystemClock{}
 	}
