@@ -170,6 +170,9 @@ func New(cfg AppConfig) (*App, error) {
 func (a *App) Run(ctx context.Context) error {
 	if a.botUserID == "" {
 		who, err := a.api.AuthTestContext(ctx)
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was taken on
+		}
 		if err != nil {
 			return fmt.Errorf("bot: auth.test: %w", err)
 		}

@@ -24,13 +24,15 @@ const (
 )
 
 // transitions lists, per state, the states it may move to. Escalation is
-// reachable from every open state; reopening from a resolved ticket.
+// reachable from every open state. Reopening is reachable once a person has
+// acted (the card then offers Resolve and Reopen, SPEC section 5) and after
+// resolution.
 var transitions = map[State][]State{
 	StateReceived:       {StateTriaged, StateEscalated},
 	StateTriaged:        {StateAwaitingReview, StateEscalated},
 	StateAwaitingReview: {StateReplied, StateEscalated, StateResolved},
-	StateReplied:        {StateResolved, StateEscalated},
-	StateEscalated:      {StateReplied, StateResolved, StateEscalated},
+	StateReplied:        {StateResolved, StateEscalated, StateReopened},
+	StateEscalated:      {StateReplied, StateResolved, StateEscalated, StateReopened},
 	StateReopened:       {StateAwaitingReview, StateReplied, StateResolved, StateEscalated},
 	StateResolved:       {StateFollowedUp, StateReopened, StateClosed},
 	StateFollowedUp:     {StateClosed, StateReopened},
