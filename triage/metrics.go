@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -40,7 +41,9 @@ type Metrics struct {
 }
 
 // MetricsAccumulator computes Metrics in one pass over a window's tickets,
-// holding only what the percentiles and the repeat rule need.
+// holding only what the percentiles and the repeat rule need: for the repeat
+// rule a small record per ticket rather than maps per customer, so a window
+// of 100,000 tickets costs a few megabytes and one sort.
 type MetricsAccumulator struct {
 	window                        string
 	received                      int
@@ -51,12 +54,21 @@ type MetricsAccumulator struct {
 	resolved, withRootCause       int
 	followUps, ratings, satisfied int
 	ratingSum                     int
-	byCustomerType                map[string]map[Type][]time.Time
+	// customers numbers the customers seen; types the issue types.
+	customers  map[string]int32
+	types      []Type
+	complaints []complaint
+}
+
+// complaint is one ticket of a customer, for the repeat rule.
+type complaint struct {
+	customer, typ int32
+	at            time.Time
 }
 
 // NewMetricsAccumulator starts an accumulator for a window named like "30d".
 func NewMetricsAccumulator(window string) *MetricsAccumulator {
-	return &MetricsAccumulator{window: window, byCustomerType: map[string]map[Type][]time.Time{}}
+	return &MetricsAccumulator{window: window, customers: map[string]int32{}}
 }
 
 // Add counts one ticket received in the window.
@@ -71,7 +83,7 @@ func (a *MetricsAccumulator) Result() Metrics {
 	m.DraftAcceptance = ratio(a.draftsAccepted, a.draftsSent)
 	m.HumanOverrideRate = ratio(a.overridden, a.reviewed)
 	m.RootCauseCoverage = ratio(a.withRootCause, a.resolved)
-	m.RepeatComplaint = ratio(a.repeatCustomers(), len(a.byCustomerType))
+	m.RepeatComplaint = ratio(a.repeatCustomers(), len(a.customers))
 	if a.ratings > 0 {
 		m.RecoveryCSAT.Mean = ptr(float64(a.ratingSum) / float64(a.ratings))
 	}
@@ -80,33 +92,48 @@ func (a *MetricsAccumulator) Result() Metrics {
 	return m
 }
 
+// addComplaint records a ticket of a customer for the repeat rule.
+func (a *MetricsAccumulator) addComplaint(customerID string, typ Type, at time.Time) {
+	c, ok := a.customers[customerID]
+	if !ok {
+		c = int32(len(a.customers))
+		a.customers[customerID] = c
+	}
+	// A handful of types: a scan beats hashing.
+	ti := slices.Index(a.types, typ)
+	if ti < 0 {
+		ti = len(a.types)
+		a.types = append(a.types, typ)
+	}
+	a.complaints = append(a.complaints, complaint{customer: c, typ: int32(ti), at: at})
+}
+
 // repeatCustomers counts customers with two tickets of the same type received
-// within 30 days of each other.
+// within 30 days of each other. Sorted by customer, type and time, such a
+// pair is always two neighbours.
 func (a *MetricsAccumulator) repeatCustomers() int {
 	const repeatWindow = 30 * 24 * time.Hour
+	cs := a.complaints
+	slices.SortFunc(cs, func(x, y complaint) int {
+		if c := cmp.Compare(x.customer, y.customer); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.typ, y.typ); c != 0 {
+			return c
+		}
+		return x.at.Compare(y.at)
+	})
 	n := 0
-	for _, types := range a.byCustomerType {
-		for _, times := range types {
-			if hasPairWithin(times, repeatWindow) {
-				n++
-				break
-			}
+	last := int32(-1) // the last customer counted
+	for i := 1; i < len(cs); i++ {
+		prev, cur := cs[i-1], cs[i]
+		if cur.customer != last && cur.customer == prev.customer && cur.typ == prev.typ &&
+			cur.at.Sub(prev.at) <= repeatWindow {
+			n++
+			last = cur.customer
 		}
 	}
 	return n
-}
-
-func hasPairWithin(times []time.Time, d time.Duration) bool {
-	if len(times) < 2 {
-		return false
-	}
-	sorted := slices.SortedFunc(slices.Values(times), func(a, b time.Time) int { return a.Compare(b) })
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i].Sub(sorted[i-1]) <= d {
-			return true
-		}
-	}
-	return false
 }
 
 // ComputeMetrics is the one-shot form of MetricsAccumulator.

@@ -96,11 +96,6 @@ func (a *MetricsAccumulator) AddFacts(f MetricFacts) {
 		}
 	}
 	if f.CustomerID != "" {
-		types := a.byCustomerType[f.CustomerID]
-		if types == nil {
-			types = map[Type][]time.Time{}
-			a.byCustomerType[f.CustomerID] = types
-		}
-		types[f.Type] = append(types[f.Type], f.ReceivedAt)
+		a.addComplaint(f.CustomerID, f.Type, f.ReceivedAt)
 	}
 }

@@ -1,6 +1,8 @@
 package triage_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -58,5 +60,48 @@ func TestAddFactsZeroFirstResponse(t *testing.T) {
 	m := a.Result()
 	if p := m.FirstResponseTime.P50; p == nil || *p != 0 {
 		t.Errorf("first response p50 = %v, want 0", p)
+	}
+}
+
+// TestRepeatComplaintAgainstReference compares the repeat complaint rate
+// with a direct reading of its definition, over random tickets added in
+// random order: customers with two tickets of one type at most 30 days
+// apart, over customers with tickets.
+func TestRepeatComplaintAgainstReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 50 {
+		var ts []triage.Ticket
+		for range 1 + r.IntN(200) {
+			cust := ""
+			if r.IntN(10) > 0 {
+				cust = fmt.Sprintf("CU-%d", r.IntN(40))
+			}
+			ts = append(ts, triage.Ticket{
+				CustomerID:     cust,
+				ReceivedAt:     base.Add(time.Duration(r.Int64N(int64(120 * 24 * time.Hour)))),
+				Classification: triage.Classification{Type: triage.Types[r.IntN(3)]},
+			})
+		}
+		customers, repeat := map[string]bool{}, map[string]bool{}
+		for i, a := range ts {
+			if a.CustomerID == "" {
+				continue
+			}
+			customers[a.CustomerID] = true
+			for _, b := range ts[i+1:] {
+				d := a.ReceivedAt.Sub(b.ReceivedAt).Abs()
+				if b.CustomerID == a.CustomerID && b.Classification.Type == a.Classification.Type && d <= 30*24*time.Hour {
+					repeat[a.CustomerID] = true
+				}
+			}
+		}
+		got := triage.ComputeMetrics("90d", ts).RepeatComplaint
+		switch {
+		case len(customers) == 0 && got != nil:
+			t.Errorf("round %d: no customers, repeat rate %v", round, *got)
+		case len(customers) > 0 && (got == nil || *got != float64(len(repeat))/float64(len(customers))):
+			t.Errorf("round %d: repeat rate %v, want %d/%d", round, got, len(repeat), len(customers))
+		}
 	}
 }
