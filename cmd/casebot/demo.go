@@ -161,7 +161,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("config: %w", err)
 	}
 	tr.Drafter = triage.TemplateDrafter{}
-	cleanup, err := attachModel(ctx, tr, cfg, *classifier, stderr)
+	cleanup, err := attachModel(ctx, tr, cfg, *classifier, false, stderr)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 const usage = `casebot: customer service triage for Slack, with a local model.
 
 Usage:
+  casebot run    [--classifier keyword|ollama] [--db FILE]        the bot: Socket Mode, HTTP intake, drafting
   casebot demo   [--input FILE] [--transcript FILE] [--db FILE]   the whole loop with no accounts
   casebot triage [--json] [--classifier keyword|ollama]          classify text from stdin
   casebot eval FILE [--json] [--predictions OUT] [--classifier keyword|ollama]
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "triage":

@@ -22,7 +22,10 @@ const (
 // means the model, anything else the keyword classifier with a warning.
 // --classifier ollama insists: a server that does not answer or lacks the
 // model is an error. The returned function stops the model's queue.
-func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name string, stderr io.Writer) (func(), error) {
+//
+// keepWhenDown is for the long-running bot: a server that does not answer at
+// start stays attached, every ticket falls back to the rules until it answers.
+func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name string, keepWhenDown bool, stderr io.Writer) (func(), error) {
 	noop := func() {}
 	if err := checkClassifier(name); err != nil {
 		return nil, err
@@ -40,11 +43,14 @@ func attachModel(ctx context.Context, tr *triage.Triager, cfg Config, name strin
 		return nil, fmt.Errorf("ollama: %w", err)
 	}
 	if err := client.Check(ctx); err != nil {
-		if name == classifierOllama || errors.Is(err, prompts.ErrModelNotFound) {
+		switch {
+		case errors.Is(err, prompts.ErrModelNotFound), name == classifierOllama && !keepWhenDown:
 			return nil, err
+		case !keepWhenDown:
+			fmt.Fprintf(stderr, "casebot: warning: %v; classifying with the built-in keyword rules\n", err)
+			return noop, nil
 		}
-		fmt.Fprintf(stderr, "casebot: warning: %v; classifying with the built-in keyword rules\n", err)
-		return noop, nil
+		fmt.Fprintf(stderr, "casebot: warning: %v; triaging by rules until it answers\n", err)
 	}
 	q := prompts.NewQueue(client)
 	tr.Model = q.Classifier()

@@ -15,7 +15,7 @@ func newAssessor(ctx context.Context, cfg Config, classifier string, stderr io.W
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
-	cleanup, err := attachModel(ctx, tr, cfg, classifier, stderr)
+	cleanup, err := attachModel(ctx, tr, cfg, classifier, false, stderr)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/casebot/casebot/bot"
+	"github.com/casebot/casebot/intake"
+	"github.com/casebot/casebot/store"
+	"github.com/casebot/casebot/triage"
+)
+
+// resumeWindow is how far back start-up looks for tickets a stop left
+// unclassified or without a draft.
+const resumeWindow = 7 * 24 * time.Hour
+
+// System is one running casebot: the store, triage with its model, the Slack
+// app and poster, and the HTTP intake. `casebot run` and the demo build one;
+// the end-to-end tests reuse it against the Slack stand-in.
+type System struct {
+	// Config and Secrets are the loaded configuration and environment.
+	Config  Config
+	Secrets Secrets
+	// DBPath is the bbolt file.
+	DBPath string
+	// SlackAPIURL points slack-go elsewhere than Slack (the stand-in);
+	// empty means Slack.
+	SlackAPIURL string
+	// HTTPAddr is where /healthz and /v1/tickets listen; empty means none.
+	HTTPAddr string
+	// Classifier is --classifier: "", keyword or ollama.
+	Classifier string
+	// KeepModelWhenDown keeps an Ollama that does not answer at start
+	// attached, for the bot that runs until it does.
+	KeepModelWhenDown bool
+	// Clock is the time the domain sees; nil means the wall clock.
+	Clock triage.Clock
+	// Poster tunes the poster (the demo runs it faster than Slack's pace
+	// against a stand-in without rate limits).
+	Poster bot.PosterOptions
+	// Logger receives operational logs; Stderr model warnings.
+	Logger *slog.Logger
+	Stderr io.Writer
+
+	DB       *store.DB
+	Triager  *triage.Triager
+	Pipeline *triage.Pipeline
+	App      *bot.App
+	Posts    *bot.Poster
+	Outbound *intake.Outbound
+
+	api      *slack.Client
+	listener net.Listener
+	closers  []func()
+	kickers  []func()
+}
+
+// Open builds every part; nothing runs until Run.
+func (s *System) Open(ctx context.Context) error {
+	if s.Clock == nil {
+		s.Clock = triage.SystemClock{}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Stderr == nil {
+		s.Stderr = io.Discard
+	}
+	db, err := store.Open(s.DBPath, store.Options{Clock: s.Clock})
+	if err != nil {
+		return err
+	}
+	s.DB = db
+	s.closers = append(s.closers, func() { db.Close() })
+
+	tr, err := triage.NewTriager(s.Config.Config, db, s.Clock)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	tr.Drafter = triage.TemplateDrafter{}
+	s.Triager = tr
+	stopModel, err := attachModel(ctx, tr, s.Config, s.Classifier, s.KeepModelWhenDown, s.Stderr)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	s.closers = append(s.closers, stopModel)
+
+	opts := []slack.Option{slack.OptionAppLevelToken(s.Secrets.SlackAppToken)}
+	if s.SlackAPIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(s.SlackAPIURL))
+	}
+	s.api = slack.New(s.Secrets.SlackBotToken, opts...)
+	loc := s.Config.Location()
+
+	posterOpts := s.Poster
+	posterOpts.Clock, posterOpts.Location, posterOpts.Logger = s.Clock, loc, s.Logger
+	posterOpts.EscalationChannel = s.Config.Slack.EscalationChannel
+	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
+	s.Pipeline = triage.NewPipeline(tr, triage.PipelineOptions{Kick: s.kick, Logger: s.Logger})
+
+	app, err := bot.New(bot.AppConfig{
+		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
+		IntakeChannels: s.Config.Slack.IntakeChannels, FollowUpAfter: s.Config.FollowUp.After,
+		Location: loc, Logger: s.Logger, Clock: s.Clock,
+	})
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("slack app: %w", err)
+	}
+	s.App = app
+
+	if s.Secrets.WebhookSecret != "" {
+		s.Outbound = intake.NewOutbound(intake.OutboundOptions{
+			Outbox: db, Ticket: db.Get, Secret: []byte(s.Secrets.WebhookSecret),
+			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger,
+		})
+	}
+	if s.HTTPAddr != "" {
+		l, err := net.Listen("tcp", s.HTTPAddr)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("http listen %s: %w", s.HTTPAddr, err)
+		}
+		s.listener = l
+	}
+	s.kickers = append(s.kickers, s.Posts.Kick)
+	if s.Outbound != nil {
+		s.kickers = append(s.kickers, s.Outbound.Kick)
+	}
+	return nil
+}
+
+// kicker adapts a function to bot.Kicker.
+type kicker func()
+
+func (k kicker) Kick() { k() }
+
+// kick wakes everything that drains the outbox.
+func (s *System) kick() {
+	for _, k := range s.kickers {
+		k()
+	}
+}
+
+// replyFailed surfaces a reply that keeps failing on the ticket's card
+// thread: it is never dropped silently.
+func (s *System) replyFailed(p triage.Post, err error) {
+	s.Logger.Error("reply not delivered", "ticket", p.TicketID, "post", p.ID, "err", err)
+	notice := triage.Post{Kind: triage.PostThread, TicketID: p.TicketID, Action: "reply_failed",
+		Actor: triage.ActorSystem, Detail: "the reply could not be delivered to the customer; it will not be retried automatically",
+		CreatedAt: s.Clock.Now()}
+	if err := s.DB.Enqueue(context.Background(), notice); err != nil {
+		s.Logger.Error("surface failed reply", "ticket", p.TicketID, "err", err)
+	}
+	s.kick()
+}
+
+// Addr is the HTTP listener's address, once open.
+func (s *System) Addr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Handler serves /healthz and, with a webhook secret, /v1/tickets.
+func (s *System) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if s.Secrets.WebhookSecret != "" {
+		mux.Handle("/v1/tickets", intake.NewWebhook(intake.WebhookOptions{
+			Secret: []byte(s.Secrets.WebhookSecret), Intake: s.Triager.Intake, Enqueue: s.Pipeline.Classify,
+			Clock: s.Clock, Logger: s.Logger,
+		}))
+	} else {
+		mux.HandleFunc("/v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "webhook intake is off: set CASEBOT_WEBHOOK_SECRET", http.StatusNotFound)
+		})
+	}
+	return mux
+}
+
+func (s *System) healthz(w http.ResponseWriter, r *http.Request) {
+	status := map[string]any{"status": "ok"}
+	code := http.StatusOK
+	if _, err := s.DB.Count(r.Context()); err != nil {
+		status["status"], status["store"] = "unhealthy", "unreadable"
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(status)
+}
+
+// Run starts every part and returns when ctx ends (after the parts stop) or
+// when a part fails.
+func (s *System) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c, d, err := s.Pipeline.Resume(ctx, s.Clock.Now().Add(-resumeWindow)); err != nil {
+		return fmt.Errorf("resume interrupted work: %w", err)
+	} else if c+d > 0 {
+		s.Logger.Info("resuming interrupted work", "classify", c, "draft", d)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	start := func(name string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%s: %w", name, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	start("pipeline", s.Pipeline.Run)
+	start("poster", s.Posts.Run)
+	start("slack", s.App.Run)
+	if s.Outbound != nil {
+		start("outbound", s.Outbound.Run)
+	}
+	if s.listener != nil {
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		start("http", func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+				defer done()
+				srv.Shutdown(shutdown)
+			}()
+			if err := srv.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// Close releases what Open took, in reverse order.
+func (s *System) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
