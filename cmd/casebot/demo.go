@@ -12,12 +12,16 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/casebot/casebot/bot"
-	"github.com/casebot/casebot/store"
+	"github.com/casebot/casebot/bot/slackfake"
 	"github.com/casebot/casebot/triage"
 )
 
@@ -35,7 +39,12 @@ var demoStart = time.Date(2026, 11, 16, 8, 0, 0, 0, time.UTC)
 const (
 	demoAgent    = "U0AGENT01"
 	demoApprover = "U0LEAD001"
+	// demoIntake is the Slack intake channel of the demo workspace.
+	demoIntake = "C0INTAKE"
 )
+
+// demoWait bounds each wait for the bot; it only stops a demo that hangs.
+const demoWait = 30 * time.Second
 
 // sampleRow is one demo ticket: an evaluation row plus who wrote it and the
 // order it concerns.
@@ -71,11 +80,8 @@ func (r sampleRow) inbound(currency string, at time.Time) triage.Inbound {
 
 // sourceOf maps an evaluation channel to the intake source it arrives by.
 func sourceOf(channel string) triage.Source {
-	switch channel {
-	case "email":
+	if channel == "email" {
 		return triage.SourceEmail
-	case "slack":
-		return triage.SourceSlack
 	}
 	return triage.SourceWebhook
 }
@@ -96,29 +102,6 @@ func (c *demoClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// channelLog is the transcript of the channels the demo posted to.
-type channelLog struct {
-	order []string
-	cards map[string][]string // channel → ticket IDs in posting order
-	// thread holds the replies in each ticket's card thread.
-	thread map[string][]string
-}
-
-func newChannelLog() *channelLog {
-	return &channelLog{cards: map[string][]string{}, thread: map[string][]string{}}
-}
-
-func (l *channelLog) post(channel, ticketID string) {
-	if _, ok := l.cards[channel]; !ok {
-		l.order = append(l.order, channel)
-	}
-	l.cards[channel] = append(l.cards[channel], ticketID)
-}
-
-func (l *channelLog) reply(ticketID, format string, args ...any) {
-	l.thread[ticketID] = append(l.thread[ticketID], fmt.Sprintf(format, args...))
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -150,37 +133,43 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(dir)
 		dbPath = filepath.Join(dir, "casebot.db")
 	}
-	clock := &demoClock{now: demoStart}
-	db, err := store.Open(dbPath, store.Options{Clock: clock})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tr, err := triage.NewTriager(cfg.Config, db, clock)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	tr.Drafter = triage.TemplateDrafter{}
-	cleanup, err := attachModel(ctx, tr, cfg, *classifier, false, stderr)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
+	cfg.Slack.IntakeChannels = append(cfg.Slack.IntakeChannels, demoIntake)
 
-	d := &demo{cfg: cfg, tr: tr, db: db, clock: clock, log: newChannelLog(), last: map[string]bot.Decision{}, stderr: stderr}
-	fmt.Fprintf(stdout, "casebot demo: %d tickets, classified by %s; store %s\n\n", len(rows), classifierName(tr), dbPath)
+	// The Slack stand-in takes posts as fast as they come: the demo runs on
+	// simulated time, and Slack's pace is the poster's tested job.
+	clock := &demoClock{now: demoStart}
+	fake := slackfake.New(slackfake.Options{PostRate: -1, Clock: clock})
+	defer fake.Close()
+	sys := &System{Config: cfg, DBPath: dbPath, SlackAPIURL: fake.APIURL(), Classifier: *classifier,
+		Secrets: Secrets{SlackBotToken: fake.BotToken(), SlackAppToken: fake.AppToken()},
+		Clock:   clock, Stderr: stderr,
+		Poster: bot.PosterOptions{PerChannelInterval: time.Millisecond, PollInterval: 20 * time.Millisecond, Backoff: 10 * time.Millisecond},
+		Drafts: triage.PipelineOptions{DraftAttempts: 2, RetryDelay: 10 * time.Millisecond}}
+	if err := sys.Open(ctx); err != nil {
+		return err
+	}
+	defer sys.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- sys.Run(runCtx) }()
+	defer func() { stop(); <-runErr }()
+
+	d := &demo{cfg: cfg, sys: sys, fake: fake, clock: clock, stderr: stderr}
+	fmt.Fprintf(stdout, "casebot demo: %d tickets, classified by %s; store %s\n", len(rows), classifierName(sys.Triager), dbPath)
+	fmt.Fprintf(stdout, "The real bot runs against an in-process Slack; a scripted agent (%s) and approver (%s) click its buttons.\n\n",
+		demoAgent, demoApprover)
 	if err := d.run(ctx, rows); err != nil {
 		return err
 	}
-	if err := d.print(ctx, stdout); err != nil {
+	if err := d.print(stdout); err != nil {
 		return err
 	}
 	if *transcript != "" {
-		if err := d.writeTranscript(ctx, *transcript); err != nil {
+		if err := d.writeTranscript(*transcript); err != nil {
 			return err
 		}
 	}
-	m, err := computeMetrics(ctx, db, "30d", clock.Now())
+	m, err := computeMetrics(ctx, sys.DB, "30d", clock.Now())
 	if err != nil {
 		return err
 	}
@@ -243,50 +232,38 @@ func readSamples(path string) ([]sampleRow, error) {
 
 // demo is one run of the scripted loop.
 type demo struct {
-	cfg   Config
-	tr    *triage.Triager
-	db    *store.DB
-	clock *demoClock
-	log   *channelLog
-	ids   []string
-	last  map[string]bot.Decision
-	// stderr is where the demo reports what it worked around.
+	cfg    Config
+	sys    *System
+	fake   *slackfake.Fake
+	clock  *demoClock
+	ids    []string
 	stderr io.Writer
 }
 
+// run plays a day and two after: tickets arrive, the agent decides and
+// resolves, follow-ups go out and customers rate.
 func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 	for _, r := range rows {
 		d.clock.advance(7 * time.Minute)
-		in := r.inbound(d.cfg.Thresholds.Currency, d.clock.Now())
-		t, err := d.tr.Process(ctx, in)
-		if errors.Is(err, triage.ErrDuplicate) {
-			continue
-		}
+		id, err := d.arrive(ctx, r)
 		if err != nil {
 			return fmt.Errorf("ticket %s: %w", r.ID, err)
 		}
-		d.log.post(t.Route.Channel, t.ID)
-		if len(t.Route.Mentions) > 0 {
-			d.log.reply(t.ID, "%s please take a look (%s)", mentions(t.Route.Mentions), reasons(t))
+		if id != "" {
+			d.ids = append(d.ids, id)
 		}
-		if _, err := d.tr.WriteDraft(ctx, t.ID, in.Customer, ""); err != nil {
-			// The bot retries a failed draft later; the demo cannot wait, so
-			// the agent starts from the template reply.
-			fmt.Fprintf(d.stderr, "casebot demo: %v; using the template draft\n", err)
-			model := d.tr.Drafter
-			d.tr.Drafter = triage.TemplateDrafter{}
-			_, err = d.tr.WriteDraft(ctx, t.ID, in.Customer, "")
-			d.tr.Drafter = model
-			if err != nil {
-				return fmt.Errorf("ticket %s: %w", r.ID, err)
-			}
+	}
+	for _, id := range d.ids {
+		if err := d.waitCard(id, "drafted card", func(t triage.Ticket, blocks string) bool {
+			return t.Draft != "" && strings.Contains(blocks, `"approve"`)
+		}); err != nil {
+			return err
 		}
-		d.ids = append(d.ids, t.ID)
 	}
 	for i, id := range d.ids {
 		d.clock.advance(11 * time.Minute)
 		if err := d.decide(ctx, i, id); err != nil {
-			return err
+			return fmt.Errorf("decide %s: %w", id, err)
 		}
 	}
 	for i, id := range d.ids {
@@ -294,77 +271,208 @@ func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 		if i%9 == 8 {
 			continue // left open: the queue is never empty on a real Monday
 		}
-		if err := d.resolve(ctx, i, id); err != nil {
-			return err
+		if err := d.resolve(i, id); err != nil {
+			return fmt.Errorf("resolve %s: %w", id, err)
 		}
 	}
-	d.clock.advance(48 * time.Hour)
-	return d.followUps(ctx)
+	d.clock.advance(d.cfg.FollowUp.After)
+	if err := d.followUps(ctx); err != nil {
+		return err
+	}
+	return d.settle(ctx)
+}
+
+// arrive brings one sample in: Slack samples as a message in the intake
+// channel, the others as the webhook and email sources do (store, then
+// hand to the pipeline).
+func (d *demo) arrive(ctx context.Context, r sampleRow) (string, error) {
+	if r.Channel == "slack" {
+		user := r.Customer.Slack
+		if user == "" {
+			user = "U0CUST" + strconv.Itoa(len(d.ids)+100)
+		}
+		env, err := d.fake.SendMessage(slackfake.UserMessage{Channel: demoIntake, User: user, Text: r.Text})
+		if err != nil {
+			return "", err
+		}
+		var ev struct {
+			Event struct {
+				TS string `json:"ts"`
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(env.Payload, &ev); err != nil || ev.Event.TS == "" {
+			return "", fmt.Errorf("read the message's ts from the envelope: %v", err)
+		}
+		var id string
+		err = d.wait("the Slack message stored", func() bool {
+			t, err := d.findExternal(ctx, triage.SourceSlack, demoIntake+"/"+ev.Event.TS)
+			id = t.ID
+			return err == nil
+		})
+		return id, err
+	}
+	t, err := d.sys.Triager.Intake(ctx, r.inbound(d.cfg.Thresholds.Currency, d.clock.Now()))
+	if errors.Is(err, triage.ErrDuplicate) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	d.sys.Pipeline.Classify(t.ID)
+	return t.ID, nil
+}
+
+// findExternal finds a ticket by source and external ID among today's.
+func (d *demo) findExternal(ctx context.Context, src triage.Source, ext string) (triage.Ticket, error) {
+	var found triage.Ticket
+	err := d.sys.DB.Window(ctx, demoStart.Add(-time.Hour), d.clock.Now().Add(time.Hour), func(t triage.Ticket) error {
+		if t.Source == src && t.ExternalID == ext {
+			found = t
+		}
+		return nil
+	})
+	if err == nil && found.ID == "" {
+		err = triage.ErrNotFound
+	}
+	return found, err
+}
+
+// wait polls cond whenever the Slack stand-in records something, and at
+// least every 20 ms for changes that happen only in the store.
+func (d *demo) wait(what string, cond func() bool) error {
+	deadline := time.Now().Add(demoWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: timed out waiting for %s", what)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		d.fake.Wait(ctx, func() bool { return false })
+		cancel()
+	}
+	return nil
+}
+
+// waitCard waits until a ticket and its posted card satisfy cond.
+func (d *demo) waitCard(id, what string, cond func(triage.Ticket, string) bool) error {
+	return d.wait(what+" of "+id, func() bool {
+		t, err := d.sys.DB.Get(context.Background(), id)
+		if err != nil || t.Slack.TS == "" {
+			return false
+		}
+		m, ok := d.fake.Message(t.Slack.Channel, t.Slack.TS)
+		return ok && cond(t, string(m.Blocks))
+	})
+}
+
+func (d *demo) ticket(id string) triage.Ticket {
+	t, _ := d.sys.DB.Get(context.Background(), id)
+	return t
+}
+
+// click presses a button on a ticket's card.
+func (d *demo) click(id, action, user string) error {
+	t := d.ticket(id)
+	if err := d.waitCard(id, action+" button", func(_ triage.Ticket, blocks string) bool {
+		return strings.Contains(blocks, `"`+action+`"`)
+	}); err != nil {
+		return err
+	}
+	t = d.ticket(id)
+	_, err := d.fake.Click(slackfake.Click{Channel: t.Slack.Channel, TS: t.Slack.TS, ActionID: action, User: user})
+	return err
+}
+
+// openModal presses a button that opens a modal and fills the modal in.
+func (d *demo) openModal(id, action, user, cb string, values map[string]string) error {
+	seen := len(d.fake.Views())
+	if err := d.click(id, action, user); err != nil {
+		return err
+	}
+	return d.submit(seen, cb, user, values)
+}
+
+// submit fills in the first modal with callback cb opened for user after the
+// first seen views.
+func (d *demo) submit(seen int, cb, user string, values map[string]string) error {
+	var view slackfake.View
+	err := d.wait("the "+cb+" modal", func() bool {
+		vs := d.fake.Views()
+		for i := seen; i < len(vs); i++ {
+			if vs[i].CallbackID == cb && vs[i].UserID == user {
+				view = vs[i]
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	in := map[string]map[string]slackfake.Input{}
+	for k, v := range values {
+		in[k] = map[string]slackfake.Input{k: {Value: v}}
+	}
+	_, err = d.fake.SubmitView(slackfake.Submission{ViewID: view.ID, User: user, Values: in})
+	return err
+}
+
+func (d *demo) waitState(id string, states ...triage.State) error {
+	return d.wait(fmt.Sprintf("ticket %s to be %v", id, states), func() bool {
+		return slices.Contains(states, d.ticket(id).State)
+	})
 }
 
 // decide plays the agent on one ticket: approve, edit, escalate, or be
 // refused and hand over to an approver.
 func (d *demo) decide(ctx context.Context, i int, id string) error {
-	t, err := d.db.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if t.State == triage.StateEscalated {
+	t := d.ticket(id)
+	switch {
+	case t.NeedsApproval:
+		// The agent tries first and is told, privately, who can approve.
+		before := len(d.fake.Ephemerals())
+		if err := d.click(id, bot.ActionApprove, demoAgent); err != nil {
+			return err
+		}
+		if err := d.wait("the refusal", func() bool { return len(d.fake.Ephemerals()) > before }); err != nil {
+			return err
+		}
+		approver := demoApprover
+		if t.Classification.HasFlag(triage.FlagLegal) {
+			approver = "U0LEGAL01"
+		}
+		if !d.cfg.CanApprove(approver, t) {
+			approver = demoApprover
+		}
+		if err := d.openModal(id, bot.ActionEdit, approver, bot.CallbackEdit, map[string]string{
+			"draft": t.Draft + " I'm handling this personally and will update you within one business day.",
+		}); err != nil {
+			return err
+		}
+	case t.Classification.HasFlag(triage.FlagReputation):
 		owner := demoApprover
-		if len(t.Route.Mentions) > 0 && strings.HasPrefix(t.Route.Mentions[0], "U") {
-			owner = t.Route.Mentions[0]
+		if o := d.cfg.Owners["reputation"]; len(o) > 0 && strings.HasPrefix(o[0], "U") {
+			owner = o[0]
 		}
-		if !d.cfg.CanApprove(owner, t) {
-			owner = demoApprover
-		}
-		return d.approve(ctx, id, owner, t.Draft+"\n\nI'm handling this personally and will update you within one business day.")
-	}
-	if t.NeedsApproval {
-		if _, err := d.tr.Approve(ctx, id, demoAgent, t.Draft); errors.Is(err, triage.ErrNotAuthorized) {
-			d.log.reply(id, "(only visible to %s) You can't approve this ticket: it needs approval authority (%s). Ask %s.",
-				bot.Mention(demoAgent), reasons(t), mentions(d.cfg.Approvers))
-		} else if err != nil {
+		if err := d.openModal(id, bot.ActionEscalate, demoAgent, bot.CallbackEscalate, map[string]string{
+			"reason": "The customer may post about this publicly.", "owner": owner,
+		}); err != nil {
 			return err
 		}
-		return d.approve(ctx, id, demoApprover, t.Draft)
-	}
-	if t.Classification.HasFlag(triage.FlagReputation) {
-		owner := d.cfg.Owners["reputation"]
-		if len(owner) == 0 {
-			owner = []string{demoApprover}
-		}
-		if _, err := d.tr.Escalate(ctx, id, demoAgent, owner[0], "customer threatens a public post"); err != nil {
+		return d.waitState(id, triage.StateEscalated)
+	case i%4 == 1:
+		// The agent corrects the urgency and adds a line to the draft.
+		if err := d.openModal(id, bot.ActionEdit, demoAgent, bot.CallbackEdit, map[string]string{
+			"draft":   t.Draft + " Please reply here if anything else comes up.",
+			"urgency": string(triage.LevelHigh),
+		}); err != nil {
 			return err
 		}
-		d.record(id, demoAgent, "escalated")
-		d.log.reply(id, "%s escalated to %s: customer threatens a public post", bot.Mention(demoAgent), bot.Mention(owner[0]))
-		return d.approve(ctx, id, owner[0], t.Draft+" I've also passed your comments to our team lead.")
-	}
-	if i%6 == 2 {
-		if _, err := d.tr.Override(ctx, id, demoAgent, "urgency", string(triage.LevelHigh)); err != nil {
+	default:
+		if err := d.click(id, bot.ActionApprove, demoAgent); err != nil {
 			return err
 		}
-		d.log.reply(id, "%s changed urgency from %s to high", bot.Mention(demoAgent), t.Classification.Urgency)
 	}
-	reply := t.Draft
-	if i%4 == 1 {
-		reply = t.Draft + " Please reply here if anything else comes up."
-		d.log.reply(id, "%s edited the draft before sending", bot.Mention(demoAgent))
-	}
-	return d.approve(ctx, id, demoAgent, reply)
-}
-
-func (d *demo) approve(ctx context.Context, id, actor, reply string) error {
-	if _, err := d.tr.Approve(ctx, id, actor, reply); err != nil {
-		return fmt.Errorf("approve %s: %w", id, err)
-	}
-	d.record(id, actor, "approved")
-	d.log.reply(id, "%s approved; reply sent to the customer", bot.Mention(actor))
-	return nil
-}
-
-func (d *demo) record(id, actor, action string) {
-	d.last[id] = bot.Decision{Actor: actor, Action: action, At: d.clock.Now()}
+	return d.waitState(id, triage.StateReplied)
 }
 
 // rootCauses gives the demo agent's root cause per type when the classifier
@@ -381,129 +489,168 @@ var methods = map[triage.Type]string{
 	triage.TypeDelivery: "replacement",
 }
 
-func (d *demo) resolve(ctx context.Context, i int, id string) error {
-	t, err := d.db.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	res := triage.Resolution{RootCause: t.Classification.RootCauseGuess, Method: methods[t.Classification.Type]}
-	if res.RootCause == "" && i%7 != 3 { // one in seven resolved without a root cause logged
-		res.RootCause = rootCauses[t.Classification.Type]
-	}
-	if res.Method == "" {
-		res.Method = "information"
-	}
-	if res.Method == "refund" {
-		res.Amount = t.Classification.Amount
-	}
+func (d *demo) resolve(i int, id string) error {
+	t := d.ticket(id)
 	actor := t.Assignee
-	if actor == "" {
+	if actor == "" || !strings.HasPrefix(actor, "U") {
 		actor = demoAgent
 	}
-	if _, err := d.tr.Resolve(ctx, id, actor, res, d.cfg.FollowUp.After); err != nil {
-		return fmt.Errorf("resolve %s: %w", id, err)
-	}
-	d.record(id, actor, "resolved")
-	cause := res.RootCause
+	cause := t.Classification.RootCauseGuess
 	if cause == "" {
-		cause = "none logged"
+		cause = rootCauses[t.Classification.Type]
 	}
-	d.log.reply(id, "%s resolved it: %s, root cause %s", bot.Mention(actor), strings.ReplaceAll(res.Method, "_", " "), cause)
-	return nil
+	if i%7 == 3 {
+		cause = "other" // a busy agent's catch-all
+	}
+	method := methods[t.Classification.Type]
+	if method == "" {
+		method = "information"
+	}
+	values := map[string]string{"root_cause": cause, "method": method, "note": "Handled in the demo."}
+	if method == "refund" && !t.Classification.Amount.IsZero() {
+		values["amount"] = fmt.Sprintf("%.2f", float64(t.Classification.Amount.Minor)/100)
+	}
+	if err := d.openModal(id, bot.ActionResolve, actor, bot.CallbackResolve, values); err != nil {
+		return err
+	}
+	return d.waitState(id, triage.StateResolved)
 }
 
 // ratings are the customers' scripted answers to the follow-up; 0 is no
 // answer.
 var ratings = []int{5, 4, 5, 2, 0, 4, 5, 3, 0, 5, 1, 4}
 
+// followUps sends the follow-ups that came due and records the customers'
+// ratings.
 func (d *demo) followUps(ctx context.Context) error {
 	n := 0
 	for _, id := range d.ids {
-		t, err := d.db.Get(ctx, id)
-		if err != nil {
-			return err
-		}
+		t := d.ticket(id)
 		if t.State != triage.StateResolved || t.FollowUpDue.After(d.clock.Now()) {
 			continue
 		}
-		if _, err := d.tr.FollowedUp(ctx, id); err != nil {
+		if _, err := d.sys.Triager.FollowedUp(ctx, id); err != nil {
 			return err
 		}
-		d.log.reply(id, "Follow-up sent to the customer: how did we do? (1-5)")
 		r := ratings[n%len(ratings)]
 		n++
 		if r == 0 {
 			continue
 		}
-		t, err = d.tr.Rate(ctx, id, r)
-		if err != nil {
+		if _, err := d.sys.Triager.Rate(ctx, id, r); err != nil {
 			return err
 		}
-		if t.State == triage.StateReopened {
-			owner := t.Assignee
-			if owner == "" {
-				owner = demoApprover
-			}
-			d.record(id, triage.ActorSystem, "reopened")
-			d.log.reply(id, "Customer rated %d/5: ticket reopened. %s please follow up.", r, bot.Mention(owner))
-		} else {
-			d.log.reply(id, "Customer rated %d/5.", r)
-		}
 	}
+	d.sys.kick()
 	return nil
 }
 
-func (d *demo) card(ctx context.Context, id string) (bot.Message, error) {
-	t, err := d.db.Get(ctx, id)
-	if err != nil {
-		return bot.Message{}, err
-	}
-	cust, err := d.db.Customer(ctx, t.CustomerID)
-	if err != nil {
-		return bot.Message{}, err
-	}
-	return bot.CardMessage(t, bot.CardOptions{Customer: cust, Last: d.last[id], Location: d.cfg.Location()}), nil
+// settle waits until the outbox has no Slack posts left.
+func (d *demo) settle(ctx context.Context) error {
+	return d.wait("the outbox to drain", func() bool {
+		chans, err := d.sys.DB.Channels(ctx)
+		if err != nil {
+			return false
+		}
+		for _, ch := range chans {
+			if strings.HasPrefix(ch, triage.OutboundPrefix) {
+				continue
+			}
+			if ps, err := d.sys.DB.Pending(ctx, ch, 1); err != nil || len(ps) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
-func (d *demo) print(ctx context.Context, w io.Writer) error {
-	for _, ch := range d.log.order {
-		ids := d.log.cards[ch]
-		fmt.Fprintf(w, "━━━ #%s: %d ticket(s) ━━━\n\n", ch, len(ids))
-		for _, id := range ids {
-			msg, err := d.card(ctx, id)
-			if err != nil {
-				return err
+// channelOrder lists the channels the bot posted to, routed channels first
+// in config order.
+func (d *demo) channelOrder() []string {
+	var out []string
+	add := func(ch string) {
+		if ch != "" && !slices.Contains(out, ch) && len(d.fake.Messages(ch)) > 0 {
+			out = append(out, ch)
+		}
+	}
+	var walk func([]triage.RouteConf)
+	walk = func(rs []triage.RouteConf) {
+		for _, r := range rs {
+			walk(r.Routes)
+			add(r.Channel)
+		}
+	}
+	walk(d.cfg.Routes)
+	add(d.cfg.Slack.EscalationChannel)
+	add(demoIntake)
+	return out
+}
+
+// print writes each channel's transcript: top-level messages with their
+// thread replies, then what only one person saw.
+func (d *demo) print(w io.Writer) error {
+	for _, ch := range d.channelOrder() {
+		msgs := d.fake.Messages(ch)
+		var top []slackfake.Message
+		replies := map[string][]slackfake.Message{}
+		for _, m := range msgs {
+			if m.ThreadTS != "" && m.ThreadTS != m.TS {
+				replies[m.ThreadTS] = append(replies[m.ThreadTS], m)
+			} else {
+				top = append(top, m)
 			}
-			fmt.Fprintln(w, indent(bot.RenderText(msg.Blocks), "│ "))
-			for _, r := range d.log.thread[id] {
-				fmt.Fprintf(w, "   ↳ %s\n", r)
+		}
+		fmt.Fprintf(w, "━━━ #%s: %d message(s) ━━━\n\n", ch, len(msgs))
+		for _, m := range top {
+			fmt.Fprintln(w, indent(renderMessage(m.Text, m.Blocks, m.User), "│ "))
+			for _, r := range replies[m.TS] {
+				fmt.Fprintln(w, indent(renderMessage(r.Text, r.Blocks, r.User), "   ↳ "))
 			}
 			fmt.Fprintln(w)
 		}
 	}
+	if eph := d.fake.Ephemerals(); len(eph) > 0 {
+		fmt.Fprintf(w, "━━━ only visible to one person: %d message(s) ━━━\n\n", len(eph))
+		for _, m := range eph {
+			fmt.Fprintf(w, "to %s in #%s:\n%s\n\n", m.User, m.Channel, indent(renderMessage(m.Text, m.Blocks, ""), "  "))
+		}
+	}
 	return nil
 }
 
-// writeTranscript writes each card's Block Kit JSON with its channel, one
-// message per line.
-func (d *demo) writeTranscript(ctx context.Context, path string) error {
+// renderMessage renders a recorded message for the terminal: its blocks when
+// it has some, its text otherwise; a customer's own message is labelled.
+func renderMessage(text string, raw json.RawMessage, user string) string {
+	var blocks slack.Blocks
+	if len(raw) > 0 && json.Unmarshal(raw, &blocks) == nil && len(blocks.BlockSet) > 0 {
+		return strings.TrimRight(bot.RenderText(blocks.BlockSet), "\n")
+	}
+	if user != "" && !strings.HasPrefix(user, "U0BOT") {
+		text = "[" + user + "] " + text
+	}
+	return text
+}
+
+// writeTranscript writes every message posted, in every channel, as one
+// JSON line with its Block Kit blocks.
+func (d *demo) writeTranscript(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("create transcript: %w", err)
 	}
 	enc := json.NewEncoder(f)
-	for _, ch := range d.log.order {
-		for _, id := range d.log.cards[ch] {
-			msg, err := d.card(ctx, id)
-			if err != nil {
-				f.Close()
-				return err
+	for _, ch := range d.channelOrder() {
+		for _, m := range d.fake.Messages(ch) {
+			if m.BotID == "" {
+				continue
 			}
 			line := struct {
-				Channel string `json:"channel"`
-				Ticket  string `json:"ticket"`
-				bot.Message
-			}{ch, id, msg}
+				Channel  string          `json:"channel"`
+				TS       string          `json:"ts"`
+				ThreadTS string          `json:"thread_ts,omitempty"`
+				Text     string          `json:"text"`
+				Blocks   json.RawMessage `json:"blocks,omitempty"`
+			}{ch, m.TS, m.ThreadTS, m.Text, m.Blocks}
 			if err := enc.Encode(line); err != nil {
 				f.Close()
 				return fmt.Errorf("write transcript: %w", err)
@@ -511,27 +658,6 @@ func (d *demo) writeTranscript(ctx context.Context, path string) error {
 		}
 	}
 	return f.Close()
-}
-
-func mentions(ids []string) string {
-	var out []string
-	for _, id := range ids {
-		if m := bot.Mention(id); m != "" {
-			out = append(out, m)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-func reasons(t triage.Ticket) string {
-	var rs []string
-	for _, tr := range t.Triggers {
-		rs = append(rs, tr.Reason)
-	}
-	if len(rs) == 0 {
-		return "routed by " + t.Route.Name
-	}
-	return strings.Join(rs, "; ")
 }
 
 func indent(s, prefix string) string {

@@ -167,7 +167,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"#C0ESCALATE", "#C0QUEUE", "metrics, last 30 days", "root cause coverage", "<@U0LEGAL01>"} {
+	for _, w := range []string{"#C0ESCALATE", "#C0QUEUE", "metrics, last 30 days", "root cause coverage", "@U0LEGAL01",
+		"Approved by", "Resolved by", "Escalated", "only visible to one person"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("demo output lacks %q", w)
 		}
@@ -188,18 +189,25 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != len(rows) {
-		t.Errorf("%d transcript lines, want %d", len(lines), len(rows))
-	}
-	for i, l := range lines {
+	// One line per message the bot posted; one card per ticket among them.
+	cards := map[string]bool{}
+	for i, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		var m struct {
-			Channel string            `json:"channel"`
-			Blocks  []json.RawMessage `json:"blocks"`
+			Channel  string          `json:"channel"`
+			TS       string          `json:"ts"`
+			ThreadTS string          `json:"thread_ts"`
+			Text     string          `json:"text"`
+			Blocks   json.RawMessage `json:"blocks"`
 		}
-		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Channel == "" || len(m.Blocks) == 0 {
-			t.Errorf("transcript line %d: %v %q", i+1, err, l)
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Channel == "" || m.TS == "" || m.Text == "" {
+			t.Fatalf("transcript line %d: %v %q", i+1, err, l)
 		}
+		if m.ThreadTS == "" && strings.Contains(string(m.Blocks), `"actions"`) {
+			cards[m.Channel+"/"+m.TS] = true
+		}
+	}
+	if len(cards) != len(rows) {
+		t.Errorf("%d cards in the transcript, want %d", len(cards), len(rows))
 	}
 }
 

@@ -49,6 +49,9 @@ type System struct {
 	// Poster tunes the poster (the demo runs it faster than Slack's pace
 	// against a stand-in without rate limits).
 	Poster bot.PosterOptions
+	// Drafts tunes the pipeline's draft retries (the demo cannot wait
+	// minutes for a model that is down).
+	Drafts triage.PipelineOptions
 	// Logger receives operational logs; Stderr model warnings.
 	Logger *slog.Logger
 	Stderr io.Writer
@@ -109,7 +112,9 @@ func (s *System) Open(ctx context.Context) error {
 	posterOpts.Clock, posterOpts.Location, posterOpts.Logger = s.Clock, loc, s.Logger
 	posterOpts.EscalationChannel = s.Config.Slack.EscalationChannel
 	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
-	s.Pipeline = triage.NewPipeline(tr, triage.PipelineOptions{Kick: s.kick, Logger: s.Logger})
+	pipeOpts := s.Drafts
+	pipeOpts.Kick, pipeOpts.Logger = s.kick, s.Logger
+	s.Pipeline = triage.NewPipeline(tr, pipeOpts)
 
 	app, err := bot.New(bot.AppConfig{
 		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
