@@ -1,5 +1,5 @@
 // Command casebot is the Slack chat-ops bot for ecommerce customer service,
-// and its tools: demo, triage, eval and report. Run `casebot help`.
+// and its tools: demo, triage, eval, report and import. Run `casebot help`.
 package main
 
 import (
@@ -22,6 +22,7 @@ Usage:
   casebot triage [--json] [--classifier keyword|ollama]          classify text from stdin
   casebot eval FILE [--json] [--predictions OUT] [--classifier keyword|ollama]
   casebot report [--json] [--window 7d|30d|90d] [--at TIME] [--db FILE]   metrics (default 30d, casebot.db)
+  casebot import FILE [--format jsonl|csv] [--classifier keyword|ollama] [--db FILE]   backfill history
   casebot help
 
 Every command takes --config FILE (default casebot.yml; built-in defaults
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdEval(ctx, rest, stdout, stderr)
 	case "report":
 		return cmdReport(ctx, rest, stdout, stderr)
+	case "import":
+		return cmdImport(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err

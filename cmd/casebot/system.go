@@ -67,6 +67,7 @@ type System struct {
 	listener net.Listener
 	closers  []func()
 	kickers  []func()
+	metrics  *promMetrics
 }
 
 // Open builds every part; nothing runs until Run.
@@ -93,6 +94,8 @@ func (s *System) Open(ctx context.Context) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	tr.Drafter = triage.TemplateDrafter{}
+	s.metrics = newPromMetrics(s)
+	tr.Store = s.metrics.countCreates(db)
 	s.Triager = tr
 	stopModel, err := attachModel(ctx, tr, s.Config, s.Classifier, s.KeepModelWhenDown, s.Stderr)
 	if err != nil {
@@ -115,6 +118,7 @@ func (s *System) Open(ctx context.Context) error {
 	pipeOpts := s.Drafts
 	pipeOpts.Kick, pipeOpts.Logger = s.kick, s.Logger
 	s.Pipeline = triage.NewPipeline(tr, pipeOpts)
+	s.metrics.observeClassified(tr, s.Clock)
 
 	app, err := bot.New(bot.AppConfig{
 		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
@@ -181,10 +185,11 @@ func (s *System) Addr() string {
 	return s.listener.Addr().String()
 }
 
-// Handler serves /healthz and, with a webhook secret, /v1/tickets.
+// Handler serves /healthz, /metrics and, with a webhook secret, /v1/tickets.
 func (s *System) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.handler(s.Logger))
 	if s.Secrets.WebhookSecret != "" {
 		mux.Handle("/v1/tickets", intake.NewWebhook(intake.WebhookOptions{
 			Secret: []byte(s.Secrets.WebhookSecret), Intake: s.Triager.Intake, Enqueue: s.Pipeline.Classify,
