@@ -1,8 +1,10 @@
 // Package intake brings customer messages into casebot from outside Slack and
 // sends approved replies back out (SPEC section 2): the HTTP webhook
-// (POST /v1/tickets), the JSONL/CSV importer, and the outbound webhook sender.
-// It normalises every source into a triage.Inbound and leaves storing,
-// deduplication and classification to the triage.Triager.
+// (POST /v1/tickets), the JSONL/CSV importer, and the outbound webhook sender;
+// email, read from an IMAP mailbox (Mailbox) and answered by SMTP (Mailer)
+// with In-Reply-To and References so threads stay threads. It normalises
+// every source into a triage.Inbound and leaves storing, deduplication and
+// classification to the triage.Triager.
 //
 // # Signing
 //

@@ -10,12 +10,14 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/mail"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	// Embedded zoneinfo: the timezone check and the Monday schedule must not
 	// depend on whether the host ships /usr/share/zoneinfo.
 	_ "time/tzdata"
@@ -40,6 +42,7 @@ type Config struct {
 	Store           StoreConfig    `yaml:"store"`
 	FollowUp        FollowUpConfig `yaml:"follow_up"`
 	Acknowledgement AckConfig      `yaml:"acknowledgement"`
+	Email           EmailConfig    `yaml:"email"`
 }
 
 // OllamaConfig tunes the model calls. The server address is not here: it
@@ -96,6 +99,39 @@ type AckConfig struct {
 	Template string `yaml:"template"`
 }
 
+// EmailConfig is email intake by IMAP and replies by SMTP (SPEC 2). Each
+// half is off until its server is set. The credentials are not here: they
+// come from CASEBOT_IMAP_USERNAME, CASEBOT_IMAP_PASSWORD,
+// CASEBOT_SMTP_USERNAME and CASEBOT_SMTP_PASSWORD.
+type EmailConfig struct {
+	// IMAPAddr is the IMAP server, host:port; empty turns email intake off.
+	IMAPAddr string `yaml:"imap_addr"`
+	// Mailbox is the folder read. It should be casebot's own: a message
+	// someone reads there first is marked seen, and casebot skips it.
+	Mailbox string `yaml:"mailbox"`
+	// SMTPAddr is the submission server, host:port; empty turns email
+	// replies off, and approved replies wait in the outbox until it is set.
+	SMTPAddr string `yaml:"smtp_addr"`
+	// From is the address replies come from, e.g.
+	// "Shop Support <support@shop.example>"; required with SMTPAddr.
+	From string `yaml:"from"`
+	// TLS is EmailTLSImplicit or EmailTLSStartTLS, for both servers. There
+	// is no clear-text mode: the password would cross the network.
+	TLS string `yaml:"tls"`
+	// PollInterval is how often the mailbox is searched; with IMAP IDLE it
+	// only bounds the delay of a missed notification.
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// The values of EmailConfig.TLS.
+const (
+	// EmailTLSImplicit speaks TLS from the first byte (IMAPS 993, SMTPS 465).
+	EmailTLSImplicit = "implicit"
+	// EmailTLSStartTLS upgrades with STARTTLS before logging in (IMAP 143,
+	// submission 587).
+	EmailTLSStartTLS = "starttls"
+)
+
 // DefaultConfig returns the built-in configuration: triage's defaults (the
 // demo's channels and owners) plus the adapter settings.
 func DefaultConfig() Config {
@@ -131,6 +167,7 @@ func DefaultConfig() Config {
 			Template: "Thanks for getting in touch. We have received your message " +
 				"and a member of our team will reply as soon as possible.",
 		},
+		Email: EmailConfig{Mailbox: "INBOX", TLS: EmailTLSImplicit, PollInterval: 60 * time.Second},
 	}
 }
 
@@ -483,8 +520,7 @@ func (d *configDecoder) eachEntry(n ast.Node, path string, fn func(key string, v
 		p := pathJoin(path, e.key)
 		d.lines[p] = e.line
 		if isSecretConfigKey(e.key) {
-			d.fail(p, "unknown key %q: secrets are never read from the config file; set %s, %s, %s and %s in the environment",
-				e.key, EnvSlackBotToken, EnvSlackAppToken, EnvOllamaHost, EnvWebhookSecret)
+			d.fail(p, "unknown key %q: secrets are never read from the config file; %s", e.key, secretsEnvHint(p))
 			continue
 		}
 		fn(e.key, d.resolve(e.value), p)
@@ -560,6 +596,14 @@ func (d *configDecoder) config(root ast.Node, c *Config) {
 		"acknowledgement": d.section(yamlFields{
 			"enabled":  d.boolean(&c.Acknowledgement.Enabled),
 			"template": d.str(&c.Acknowledgement.Template),
+		}),
+		"email": d.section(yamlFields{
+			"imap_addr":     d.str(&c.Email.IMAPAddr),
+			"mailbox":       d.str(&c.Email.Mailbox),
+			"smtp_addr":     d.str(&c.Email.SMTPAddr),
+			"from":          d.str(&c.Email.From),
+			"tls":           d.str(&c.Email.TLS),
+			"poll_interval": d.duration(&c.Email.PollInterval),
 		}),
 	})
 }
@@ -864,6 +908,7 @@ func (v *configValidator) config(c Config) {
 		v.add("store.retention_days", "must not be negative (0 keeps tickets forever)")
 	}
 	v.followUp(c.FollowUp)
+	v.email(c.Email)
 	if c.Acknowledgement.Enabled && strings.TrimSpace(c.Acknowledgement.Template) == "" {
 		v.add("acknowledgement.template", "is empty while the acknowledgement is enabled")
 	}
@@ -1111,11 +1156,70 @@ func (v *configValidator) followUp(f FollowUpConfig) {
 	}
 }
 
+func (v *configValidator) email(e EmailConfig) {
+	if e.IMAPAddr != "" {
+		if err := mailServerAddr(e.IMAPAddr); err != nil {
+			v.add("email.imap_addr", `%s %v, e.g. "imap.example.com:993"; leave it empty to turn email intake off`, quoteConfigValue(e.IMAPAddr), err)
+		}
+		if strings.TrimSpace(e.Mailbox) == "" {
+			v.add("email.mailbox", `is empty; name the folder casebot reads, e.g. "INBOX"`)
+		}
+	}
+	if e.SMTPAddr != "" {
+		if err := mailServerAddr(e.SMTPAddr); err != nil {
+			v.add("email.smtp_addr", `%s %v, e.g. "smtp.example.com:465"; leave it empty to turn email replies off`, quoteConfigValue(e.SMTPAddr), err)
+		}
+	}
+	switch {
+	case e.From != "":
+		// The mailer refuses control characters too: they could end the
+		// From header and start another.
+		if _, err := mail.ParseAddress(e.From); err != nil || strings.ContainsFunc(e.From, unicode.IsControl) {
+			v.add("email.from", `%s is not an email address such as "Shop Support <support@shop.example>"`, quoteConfigValue(e.From))
+		}
+	case e.SMTPAddr != "":
+		v.add("email.from", `is required when smtp_addr is set: the address replies come from, e.g. "Shop Support <support@shop.example>"`)
+	}
+	if e.TLS != EmailTLSImplicit && e.TLS != EmailTLSStartTLS {
+		v.add("email.tls", "unknown TLS mode %s (one of: %s, %s)", quoteConfigValue(e.TLS), EmailTLSImplicit, EmailTLSStartTLS)
+	}
+	if e.PollInterval <= 0 {
+		v.add("email.poll_interval", "must be positive, e.g. 60s")
+	}
+}
+
+// mailServerAddr checks a mail server address: unlike http.addr, which
+// listens, it dials, so it needs a host as well as a port.
+func mailServerAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return errors.New("is not host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("has no valid port (1-65535)")
+	}
+	return nil
+}
+
+// secretsEnvHint says where the secrets belonging to the setting at path
+// come from.
+func secretsEnvHint(path string) string {
+	if path == "email" || strings.HasPrefix(path, "email.") {
+		return fmt.Sprintf("set %s, %s, %s and %s in the environment",
+			EnvIMAPUsername, EnvIMAPPassword, EnvSMTPUsername, EnvSMTPPassword)
+	}
+	return fmt.Sprintf("set %s, %s, %s and %s in the environment",
+		EnvSlackBotToken, EnvSlackAppToken, EnvOllamaHost, EnvWebhookSecret)
+}
+
 // unknownConfigKeyHint suggests the intended key for a typo, points the Ollama
 // address to the environment, or lists the keys allowed at that level.
 func unknownConfigKeyHint(path, key string, allowed []string) string {
 	if path == "ollama.host" || path == "ollama.url" || path == "ollama.address" {
 		return fmt.Sprintf(": the Ollama address comes from the %s environment variable", EnvOllamaHost)
+	}
+	if strings.HasPrefix(path, "email.") && (strings.Contains(strings.ToLower(key), "user") || strings.Contains(strings.ToLower(key), "login")) {
+		return ": mail credentials come from the environment; " + secretsEnvHint(path)
 	}
 	best, bestDist := "", 3
 	for _, a := range allowed {
@@ -1285,6 +1389,10 @@ const (
 	EnvSlackAppToken = "SLACK_APP_TOKEN"
 	EnvOllamaHost    = "OLLAMA_HOST"
 	EnvWebhookSecret = "CASEBOT_WEBHOOK_SECRET"
+	EnvIMAPUsername  = "CASEBOT_IMAP_USERNAME"
+	EnvIMAPPassword  = "CASEBOT_IMAP_PASSWORD"
+	EnvSMTPUsername  = "CASEBOT_SMTP_USERNAME"
+	EnvSMTPPassword  = "CASEBOT_SMTP_PASSWORD"
 )
 
 // Secrets are the credentials and addresses that come from the environment,
@@ -1297,6 +1405,13 @@ type Secrets struct {
 	// default (127.0.0.1:11434).
 	OllamaHost    string
 	WebhookSecret string
+	// IMAPUsername and IMAPPassword log in to email.imap_addr.
+	IMAPUsername string
+	IMAPPassword string
+	// SMTPUsername and SMTPPassword log in to email.smtp_addr; with no
+	// username replies are submitted without logging in (a local relay).
+	SMTPUsername string
+	SMTPPassword string
 }
 
 // SecretsFromEnv reads the secrets through getenv (os.Getenv, or a map in
@@ -1309,6 +1424,10 @@ func SecretsFromEnv(getenv func(string) string) Secrets {
 		SlackAppToken: get(EnvSlackAppToken),
 		OllamaHost:    get(EnvOllamaHost),
 		WebhookSecret: get(EnvWebhookSecret),
+		IMAPUsername:  get(EnvIMAPUsername),
+		IMAPPassword:  get(EnvIMAPPassword),
+		SMTPUsername:  get(EnvSMTPUsername),
+		SMTPPassword:  get(EnvSMTPPassword),
 	}
 }
 
@@ -1319,11 +1438,15 @@ func (s Secrets) String() string {
 	if s.OllamaHost != "" && !strings.Contains(s.OllamaHost, "@") {
 		host = s.OllamaHost
 	}
-	return fmt.Sprintf("%s=%s %s=%s %s=%s %s=%s",
+	return fmt.Sprintf("%s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s",
 		EnvSlackBotToken, secretPresence(s.SlackBotToken),
 		EnvSlackAppToken, secretPresence(s.SlackAppToken),
 		EnvOllamaHost, host,
-		EnvWebhookSecret, secretPresence(s.WebhookSecret))
+		EnvWebhookSecret, secretPresence(s.WebhookSecret),
+		EnvIMAPUsername, secretPresence(s.IMAPUsername),
+		EnvIMAPPassword, secretPresence(s.IMAPPassword),
+		EnvSMTPUsername, secretPresence(s.SMTPUsername),
+		EnvSMTPPassword, secretPresence(s.SMTPPassword))
 }
 
 // GoString redacts %#v the same way as String.

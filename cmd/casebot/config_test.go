@@ -32,6 +32,9 @@ type wantProblem struct {
 // configSecretsHint is the environment hint every secret-key problem carries.
 const configSecretsHint = "set SLACK_BOT_TOKEN, SLACK_APP_TOKEN, OLLAMA_HOST and CASEBOT_WEBHOOK_SECRET in the environment"
 
+// configMailSecretsHint is the hint of a secret key in the email section.
+const configMailSecretsHint = "set CASEBOT_IMAP_USERNAME, CASEBOT_IMAP_PASSWORD, CASEBOT_SMTP_USERNAME and CASEBOT_SMTP_PASSWORD in the environment"
+
 // TestConfigInvalidFiles checks that each invalid file reports exactly the
 // listed problems, all of them at once, in line order.
 func TestConfigInvalidFiles(t *testing.T) {
@@ -177,6 +180,21 @@ func TestConfigInvalidFiles(t *testing.T) {
 		{"alias_undefined.yml", []wantProblem{
 			{1, "", "alias *zone refers to no anchor defined before it"},
 		}},
+		{"bad_email.yml", []wantProblem{
+			{2, "email.imap_addr", `"imap.shop.example" is not host:port, e.g. "imap.example.com:993"`},
+			{3, "email.mailbox", "is empty; name the folder casebot reads"},
+			{4, "email.smtp_addr", `"smtp.shop.example:99999" has no valid port (1-65535)`},
+			{5, "email.from", `"support at shop dot example" is not an email address`},
+			{6, "email.tls", `unknown TLS mode "ssl" (one of: implicit, starttls)`},
+			{7, "email.poll_interval", "must be positive"},
+			{8, "email.password", `unknown key "password": secrets are never read from the config file; ` + configMailSecretsHint},
+			{9, "email.username", `unknown key "username": mail credentials come from the environment; ` + configMailSecretsHint},
+			{10, "email.folder", `unknown key "folder"; known keys: from, imap_addr, mailbox, poll_interval, smtp_addr, tls`},
+		}},
+		{"email_from_required.yml", []wantProblem{
+			{1, "email.from", "is required when smtp_addr is set"},
+			{3, "email.poll_interval", "invalid duration 60: a bare number has no unit"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".yml"), func(t *testing.T) {
@@ -267,7 +285,15 @@ func TestConfigValidFiles(t *testing.T) {
 				Store:           StoreConfig{RetentionDays: 365},
 				FollowUp:        FollowUpConfig{After: 72 * time.Hour, Enabled: false, Template: "How did we do? Rate us 1-5."},
 				Acknowledgement: AckConfig{Enabled: true, Template: "Merci ! We received your message.\n"},
+				Email:           DefaultConfig().Email,
 			}
+			assertConfigEqual(t, c, want)
+		}},
+		{"valid_email.yml", func(t *testing.T, c Config) {
+			want := DefaultConfig()
+			want.Email = EmailConfig{IMAPAddr: "imap.shop.example:143", Mailbox: "Support/Casebot",
+				SMTPAddr: "[2001:db8::25]:587", From: "Harbor & Pine Support <support@harborandpine.example>",
+				TLS: EmailTLSStartTLS, PollInterval: 2 * time.Minute}
 			assertConfigEqual(t, c, want)
 		}},
 		{"spec_example.yml", func(t *testing.T, c Config) {
@@ -433,6 +459,50 @@ func TestConfigValidateInCode(t *testing.T) {
 	}
 }
 
+// TestConfigEmailValidate covers the email rules a file cannot show all at
+// once: which settings are checked when a half is off, and header injection.
+func TestConfigEmailValidate(t *testing.T) {
+	tests := []struct {
+		name     string
+		edit     func(e *EmailConfig)
+		wantPath string // "" for valid
+	}{
+		{"off by default", func(*EmailConfig) {}, ""},
+		{"intake only", func(e *EmailConfig) { e.IMAPAddr = "imap.example.com:993" }, ""},
+		{"replies only", func(e *EmailConfig) { e.SMTPAddr, e.From = "smtp.example.com:465", "support@shop.example" }, ""},
+		{"mailbox unused while intake is off", func(e *EmailConfig) { e.Mailbox = "" }, ""},
+		{"mailbox empty", func(e *EmailConfig) { e.IMAPAddr, e.Mailbox = "imap.example.com:993", " " }, "email.mailbox"},
+		{"no host", func(e *EmailConfig) { e.IMAPAddr = ":993" }, "email.imap_addr"},
+		{"port 0", func(e *EmailConfig) { e.SMTPAddr, e.From = "smtp.example.com:0", "s@shop.example" }, "email.smtp_addr"},
+		{"named port", func(e *EmailConfig) { e.IMAPAddr = "imap.example.com:imaps" }, "email.imap_addr"},
+		{"from checked while replies are off", func(e *EmailConfig) { e.From = "support" }, "email.from"},
+		{"from missing", func(e *EmailConfig) { e.SMTPAddr = "smtp.example.com:465" }, "email.from"},
+		{"from adds a header", func(e *EmailConfig) {
+			e.SMTPAddr, e.From = "smtp.example.com:465", "support@shop.example\r\nBcc: all@shop.example"
+		}, "email.from"},
+		{"tls empty", func(e *EmailConfig) { e.TLS = "" }, "email.tls"},
+		{"insecure is not offered", func(e *EmailConfig) { e.TLS = "insecure" }, "email.tls"},
+		{"poll interval zero", func(e *EmailConfig) { e.PollInterval = 0 }, "email.poll_interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c.Email)
+			err := c.Validate()
+			if tt.wantPath == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Path != tt.wantPath {
+				t.Fatalf("Validate() = %v, want one problem at %s", err, tt.wantPath)
+			}
+		})
+	}
+}
+
 func TestConfigErrorFormat(t *testing.T) {
 	e := &ConfigError{File: "casebot.yml", Problems: []Problem{
 		{Path: "routes[1].channel", Line: 12, Msg: "route has no channel"},
@@ -566,18 +636,26 @@ func TestConfigSecretsFromEnv(t *testing.T) {
 		"SLACK_APP_TOKEN":        "xapp-app-value",
 		"OLLAMA_HOST":            "http://gpu-box:11434",
 		"CASEBOT_WEBHOOK_SECRET": "",
+		"CASEBOT_IMAP_USERNAME":  "support@shop.example",
+		"CASEBOT_IMAP_PASSWORD":  " imap-pa55 \n",
+		"CASEBOT_SMTP_USERNAME":  "",
+		"CASEBOT_SMTP_PASSWORD":  "smtp-pa55",
 	}
 	s := SecretsFromEnv(func(k string) string { return env[k] })
-	if s.SlackBotToken != "xoxb-bot-value" || s.SlackAppToken != "xapp-app-value" ||
-		s.OllamaHost != "http://gpu-box:11434" || s.WebhookSecret != "" {
-		t.Fatalf("SecretsFromEnv = %#v", []string{s.SlackBotToken, s.SlackAppToken, s.OllamaHost, s.WebhookSecret})
+	got := []string{s.SlackBotToken, s.SlackAppToken, s.OllamaHost, s.WebhookSecret,
+		s.IMAPUsername, s.IMAPPassword, s.SMTPUsername, s.SMTPPassword}
+	if !slices.Equal(got, []string{"xoxb-bot-value", "xapp-app-value", "http://gpu-box:11434", "",
+		"support@shop.example", "imap-pa55", "", "smtp-pa55"}) {
+		t.Fatalf("SecretsFromEnv = %#v", got)
 	}
-	want := "SLACK_BOT_TOKEN=[set] SLACK_APP_TOKEN=[set] OLLAMA_HOST=http://gpu-box:11434 CASEBOT_WEBHOOK_SECRET=[unset]"
+	want := "SLACK_BOT_TOKEN=[set] SLACK_APP_TOKEN=[set] OLLAMA_HOST=http://gpu-box:11434 CASEBOT_WEBHOOK_SECRET=[unset] " +
+		"CASEBOT_IMAP_USERNAME=[set] CASEBOT_IMAP_PASSWORD=[set] CASEBOT_SMTP_USERNAME=[unset] CASEBOT_SMTP_PASSWORD=[set]"
 	if got := s.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 
-	withCreds := Secrets{SlackBotToken: "xoxb-bot-value", OllamaHost: "https://user:pa55word@gpu-box"}
+	withCreds := Secrets{SlackBotToken: "xoxb-bot-value", OllamaHost: "https://user:pa55word@gpu-box",
+		IMAPUsername: "imap-user-value", IMAPPassword: "imap-pa55", SMTPUsername: "smtp-user-value", SMTPPassword: "smtp-pa55"}
 	if got := withCreds.String(); strings.Contains(got, "pa55word") || !strings.Contains(got, "OLLAMA_HOST=[set]") {
 		t.Errorf("String() = %q, want the credentialed OLLAMA_HOST redacted", got)
 	}
@@ -597,8 +675,10 @@ func TestConfigSecretsFromEnv(t *testing.T) {
 		"json": string(encoded),
 	}
 	for how, out := range outputs {
-		if strings.Contains(out, "xoxb-bot-value") || strings.Contains(out, "pa55word") {
-			t.Errorf("%s output leaks a secret: %s", how, out)
+		for _, secret := range []string{"xoxb-bot-value", "pa55word", "imap-user-value", "imap-pa55", "smtp-user-value", "smtp-pa55"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%s output leaks the secret %q: %s", how, secret, out)
+			}
 		}
 		if !strings.Contains(out, "SLACK_BOT_TOKEN=[set]") {
 			t.Errorf("%s output %q does not say which secrets are set", how, out)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,9 @@ type System struct {
 	// Drafts tunes the pipeline's draft retries (the demo cannot wait
 	// minutes for a model that is down).
 	Drafts triage.PipelineOptions
+	// MailTLS configures TLS to the IMAP and SMTP servers (e.g. a private
+	// CA); nil uses the host's roots.
+	MailTLS *tls.Config
 	// Logger receives operational logs; Stderr model warnings.
 	Logger *slog.Logger
 	Stderr io.Writer
@@ -67,6 +71,7 @@ type System struct {
 	listener net.Listener
 	closers  []func()
 	kickers  []func()
+	email    emailParts
 	metrics  *promMetrics
 }
 
@@ -137,6 +142,10 @@ func (s *System) Open(ctx context.Context) error {
 			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger,
 		})
 	}
+	if err := s.openEmail(); err != nil {
+		s.Close()
+		return err
+	}
 	if s.HTTPAddr != "" {
 		l, err := net.Listen("tcp", s.HTTPAddr)
 		if err != nil {
@@ -148,6 +157,9 @@ func (s *System) Open(ctx context.Context) error {
 	s.kickers = append(s.kickers, s.Posts.Kick)
 	if s.Outbound != nil {
 		s.kickers = append(s.kickers, s.Outbound.Kick)
+	}
+	if s.email.mailer != nil {
+		s.kickers = append(s.kickers, s.email.mailer.Kick)
 	}
 	return nil
 }
@@ -247,6 +259,12 @@ func (s *System) Run(ctx context.Context) error {
 	start("slack", s.App.Run)
 	if s.Outbound != nil {
 		start("outbound", s.Outbound.Run)
+	}
+	if s.email.mailbox != nil {
+		start("imap", s.email.mailbox.Run)
+	}
+	if s.email.mailer != nil {
+		start("smtp", s.email.mailer.Run)
 	}
 	if s.listener != nil {
 		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
