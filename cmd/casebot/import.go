@@ -84,7 +84,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer stopModel()
 
-	bar := newProgressBar(stderr, isTerminal(stderr))
+	bar := newProgressBar(stderr, writesToTerminal(stderr))
 	var lines int
 	if bar.on {
 		if lines, err = countLines(f); err != nil {
@@ -248,9 +248,9 @@ func percent(line, lines int) string {
 	return fmt.Sprintf("%3d%%", min(100, line*100/lines))
 }
 
-// isTerminal reports whether w is a terminal, where a progress line that
-// redraws itself is welcome; a file or pipe gets only the summary.
-func isTerminal(w io.Writer) bool {
+// writesToTerminal reports whether w is a terminal, where a progress line
+// that redraws itself is welcome; a file or pipe gets only the summary.
+func writesToTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -209,7 +209,7 @@ func TestProgressBar(t *testing.T) {
 	if buf.String() != want {
 		t.Errorf("progress output %q, want %q", buf.String(), want)
 	}
-	if isTerminal(&buf) {
+	if writesToTerminal(&buf) {
 		t.Error("a buffer is not a terminal")
 	}
 }
