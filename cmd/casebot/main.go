@@ -23,6 +23,8 @@ Usage:
   casebot eval FILE [--json] [--predictions OUT] [--classifier keyword|ollama]
   casebot report [--json] [--window 7d|30d|90d] [--at TIME] [--db FILE]   metrics (default 30d, casebot.db)
   casebot import FILE [--format jsonl|csv] [--classifier keyword|ollama] [--db FILE]   backfill history
+  casebot backup FILE [--db FILE]                                 copy the store (stop the bot first)
+  casebot erase --customer ID|--email ADDRESS [--yes] [--db FILE] erase one customer's data
   casebot help
 
 Every command takes --config FILE (default casebot.yml; built-in defaults
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdReport(ctx, rest, stdout, stderr)
 	case "import":
 		return cmdImport(ctx, rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, stdout, stderr)
+	case "erase":
+		return cmdErase(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, usage)
 		return err

@@ -266,6 +266,11 @@ func (s *System) Run(ctx context.Context) error {
 	if s.email.mailer != nil {
 		start("smtp", s.email.mailer.Run)
 	}
+	if days := s.Config.Store.RetentionDays; days > 0 {
+		start("retention", func(ctx context.Context) error {
+			return retentionLoop(ctx, s.DB, days, s.Clock, s.Logger)
+		})
+	}
 	if s.listener != nil {
 		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		start("http", func(ctx context.Context) error {
