@@ -19,6 +19,8 @@
 //	metrics       ts + ticket ID → fixed-size binary metrics record (metrics.go)
 //	sop           SOP update ID → versioned triage.SOPUpdate
 //	alerts        pattern alert key (triage.AlertKey) → sent-at, RFC 3339
+//	erasures      erasure sequence → customer ID, time and ticket count (no
+//	              personal data; created on first use, maintenance.go)
 //
 // The time-ordered indexes exist so that a window query seeks to the start of
 // its window and stops at its end instead of scanning every ticket. The
