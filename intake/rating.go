@@ -1,0 +1,226 @@
+package intake
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/casebot/casebot/triage"
+)
+
+// RatingPath is where the signed rating links of follow-ups point.
+const RatingPath = "/v1/rate"
+
+// DefaultRatingTTL is how long a rating link works: the follow-up's week of
+// waiting for an answer and as long again for a customer who reads mail
+// late.
+const DefaultRatingTTL = 14 * 24 * time.Hour
+
+// maxRatingTicketID bounds the ticket ID a link may carry; store IDs are
+// short ("CB-000042").
+const maxRatingTicketID = 64
+
+// ratingSigVersion names the MAC's input format, so the scheme can change
+// without a link of one format verifying as another.
+const ratingSigVersion = "rate.v1"
+
+// Sentinel errors of ratings that callers branch on.
+var (
+	// ErrAlreadyRated is returned by a RateFunc when the ticket already has
+	// its rating: a repeated click, which the handler answers kindly.
+	ErrAlreadyRated = errors.New("rating already recorded")
+	// ErrNotRatable is returned by a RateFunc when the ticket is not waiting
+	// for a rating (it was reopened or resolved again since the follow-up).
+	ErrNotRatable = errors.New("ticket is not waiting for a rating")
+)
+
+// RateFunc records a customer's rating of a ticket's follow-up. It returns
+// an error wrapping ErrAlreadyRated when a rating was already recorded and
+// ErrNotRatable (or triage.ErrInvalidTransition) when the ticket takes no
+// rating now; RateOnce builds one from the ticket store and the Triager.
+type RateFunc func(ctx context.Context, ticketID string, rating int) error
+
+// RatingLinker makes and checks the one-click rating links sent with the
+// follow-up of email and webhook tickets (SPEC section 6). A link names the
+// ticket, the rating and an expiry, signed with HMAC-SHA256 so that nobody
+// can rate a ticket, or change a rating, without the link casebot sent.
+type RatingLinker struct {
+	// Secret keys the signatures; at least 32 random bytes. Required.
+	Secret []byte
+	// BaseURL is where casebot's HTTP listener is reached from the
+	// internet, e.g. "https://support.example.com"; links are BaseURL +
+	// RatingPath + "?…". Required.
+	BaseURL string
+	// TTL is how long a link works; DefaultRatingTTL when zero.
+	TTL time.Duration
+	// Clock stamps expiries and checks them; the system clock when nil.
+	Clock triage.Clock
+}
+
+func (l *RatingLinker) now() time.Time {
+	if l.Clock == nil {
+		return time.Now()
+	}
+	return l.Clock.Now()
+}
+
+func (l *RatingLinker) ttl() time.Duration {
+	if l.TTL <= 0 {
+		return DefaultRatingTTL
+	}
+	return l.TTL
+}
+
+// Link returns the signed link that rates ticketID with rating (1–5). Its
+// query is t (ticket ID), r (rating), exp (unix seconds) and sig (hex MAC).
+func (l *RatingLinker) Link(ticketID string, rating int) string {
+	exp := strconv.FormatInt(l.now().Add(l.ttl()).Unix(), 10)
+	r := strconv.Itoa(rating)
+	q := url.Values{"t": {ticketID}, "r": {r}, "exp": {exp}, "sig": {hex.EncodeToString(l.mac(ticketID, r, exp))}}
+	return strings.TrimRight(l.BaseURL, "/") + RatingPath + "?" + q.Encode()
+}
+
+// mac signs the three fields as they appear in the link. The fields are
+// joined with "|", which a ticket ID may not contain (checked on both
+// sides), so no two links share an input.
+func (l *RatingLinker) mac(ticketID, rating, exp string) []byte {
+	m := hmac.New(sha256.New, l.Secret)
+	m.Write([]byte(ratingSigVersion + "|" + ticketID + "|" + rating + "|" + exp))
+	return m.Sum(nil)
+}
+
+// errForged and errExpired are why a link is refused.
+var (
+	errForged  = errors.New("rating link signature invalid")
+	errExpired = errors.New("rating link expired")
+)
+
+// verify checks a link's query and returns its ticket and rating. The
+// signature is checked before the expiry, so a forged link is always told
+// apart from an old genuine one.
+func (l *RatingLinker) verify(q url.Values) (string, int, error) {
+	id, r, exp, sig := q.Get("t"), q.Get("r"), q.Get("exp"), q.Get("sig")
+	if id == "" || len(id) > maxRatingTicketID || strings.Contains(id, "|") || len(r) != 1 || r[0] < '1' || r[0] > '5' {
+		return "", 0, errForged
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, l.mac(id, r, exp)) {
+		return "", 0, errForged
+	}
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil {
+		return "", 0, errForged
+	}
+	if !l.now().Before(time.Unix(sec, 0)) {
+		return "", 0, errExpired
+	}
+	return id, int(r[0] - '0'), nil
+}
+
+// Handler serves RatingPath: a GET of a valid link records the
+// rating through rate and answers a small thank-you page. A forged or
+// tampered link gets 403, an expired one 410, each with a plain page; a
+// second click of a used link says the rating is already recorded (200).
+// Pages are HTML with every value escaped; nothing the link carries is
+// echoed but the rating digit. log may be nil.
+func (l *RatingLinker) Handler(rate RateFunc, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			ratingPage(w, http.StatusMethodNotAllowed, "Not available", "This page only opens from the link in our message.")
+			return
+		}
+		id, rating, err := l.verify(r.URL.Query())
+		switch {
+		case errors.Is(err, errExpired):
+			ratingPage(w, http.StatusGone, "This link has expired",
+				"Rating links work for a limited time. Thank you all the same; you can reply to our message instead.")
+			return
+		case err != nil:
+			ratingPage(w, http.StatusForbidden, "This link is not valid",
+				"Please use the link exactly as it appears in our message.")
+			return
+		}
+		err = rate(r.Context(), id, rating)
+		switch {
+		case err == nil:
+			log.Info("rating recorded", "ticket", id, "rating", rating)
+			ratingPage(w, http.StatusOK, "Thank you!", "We have recorded your rating of "+strconv.Itoa(rating)+
+				" out of 5. It helps us do better.")
+		case errors.Is(err, ErrAlreadyRated):
+			ratingPage(w, http.StatusOK, "Already recorded", "Your rating was already recorded. Thank you!")
+		case errors.Is(err, ErrNotRatable), errors.Is(err, triage.ErrInvalidTransition):
+			ratingPage(w, http.StatusConflict, "Nothing to rate now",
+				"This request is no longer waiting for a rating. Thank you all the same.")
+		case errors.Is(err, triage.ErrNotFound):
+			ratingPage(w, http.StatusGone, "Nothing to rate",
+				"We could not find this request any more. Thank you all the same.")
+		default:
+			log.Error("record rating", "ticket", id, "err", err)
+			w.Header().Set("Retry-After", "60")
+			ratingPage(w, http.StatusServiceUnavailable, "Please try again",
+				"We could not record your rating just now. Please open the link again in a minute.")
+		}
+	})
+}
+
+var ratingTemplate = template.Must(template.New("rating").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>{{.Title}}</title></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 3em auto; padding: 0 1em">
+<h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
+`))
+
+// ratingPage writes a small page; html/template escapes its text. The page
+// may not be framed or cached: it answers a one-time action.
+func ratingPage(w http.ResponseWriter, status int, title, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_ = ratingTemplate.Execute(w, struct{ Title, Body string }{title, body})
+}
+
+// RateOnce builds the RateFunc of the rating links from the ticket store's
+// Get and the Triager's Rate: it records a rating only for a ticket waiting
+// for one (its follow-up sent, no rating yet), so a second click of any of
+// the five links cannot change the first rating. Calls are serialised, so
+// two clicks at once are one rating and one "already recorded".
+func RateOnce(get func(ctx context.Context, id string) (triage.Ticket, error),
+	rate func(ctx context.Context, id string, rating int) (triage.Ticket, error)) RateFunc {
+	var mu sync.Mutex
+	return func(ctx context.Context, id string, rating int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		t, err := get(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.Rating != 0:
+			return ErrAlreadyRated
+		case t.FollowUpSentAt.IsZero(), t.State != triage.StateFollowedUp && t.State != triage.StateClosed:
+			return ErrNotRatable
+		}
+		if _, err := rate(ctx, id, rating); err != nil {
+			return err
+		}
+		return nil
+	}
+}
