@@ -99,7 +99,7 @@ func (a *App) answer(ctx context.Context, sub, arg string) Reply {
 			a.log.Error("bot: patterns", "err", err)
 			return Reply{Text: "casebot couldn't read the patterns just now; please try again."}
 		}
-		return PatternsReply(p)
+		return a.withSOPs(ctx, PatternsReply(p))
 	}
 	return helpReply("casebot doesn't know `" + fit(sub, actorMax) + "`.")
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/casebot/casebot/triage"
 )
 
-// interact handles an acknowledged interaction: a button on a card or the
-// "Create ticket" message shortcut.
+// interact handles an acknowledged interaction: a button on a card, a
+// follow-up or a pattern, or the "Create ticket" message shortcut.
 func (a *App) interact(ctx context.Context, cb slack.InteractionCallback) {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
@@ -30,7 +30,8 @@ func (a *App) interact(ctx context.Context, cb slack.InteractionCallback) {
 	}
 }
 
-// onButton handles one card button; its value is the ticket ID.
+// onButton handles one button: a card's or a follow-up's, whose value is
+// the ticket ID, or one of the SOP flow (sop.go).
 func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *slack.BlockAction) {
 	user, id := cb.User.ID, act.Value
 	channel := cb.Channel.ID
@@ -48,7 +49,15 @@ func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *s
 			return
 		}
 		a.kick()
+	case ActionProposeSOP:
+		a.openSOPModal(ctx, cb, act)
+	case ActionAcceptSOP, ActionRejectSOP:
+		a.decideSOP(ctx, cb, act, act.ActionID == ActionAcceptSOP)
 	default:
+		if rating, ok := ratingOf(act.ActionID); ok {
+			a.rate(ctx, cb, id, rating)
+			return
+		}
 		a.log.Debug("bot: unhandled action", "action_id", act.ActionID)
 	}
 }
@@ -264,6 +273,8 @@ func (a *App) onViewSubmission(req *socketmode.Request, cb slack.InteractionCall
 			s.resolve(ctx)
 		case CallbackNew:
 			s.create(ctx)
+		case CallbackSOP:
+			s.proposeSOP(ctx)
 		default:
 			answer(nil)
 		}

@@ -223,8 +223,16 @@ func EscalationMessage(p triage.Post, t triage.Ticket, loc *time.Location) Messa
 }
 
 // CustomerReplyMessage renders a PostCustomerReply post: the reply a person
-// approved, escaped, as plain message text. No mention is possible.
+// approved, escaped, as plain message text. No mention is possible. The
+// scheduler's posts of this kind are told apart by their action: a
+// follow-up (FollowUpMessage) and a pattern alert (PatternAlertMessage).
 func CustomerReplyMessage(p triage.Post) Message {
+	switch p.Action {
+	case ActionFollowUp:
+		return FollowUpMessage(p)
+	case ActionPatternAlert:
+		return PatternAlertMessage(p)
+	}
 	return Message{Text: Truncate(Escape(p.Text), maxReplyText)}
 }
 
