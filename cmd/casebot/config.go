@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -77,6 +78,10 @@ type SlackConfig struct {
 // HTTPConfig configures the webhook intake and /metrics listener.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
+	// PublicURL is the address customers reach this server at, for the
+	// one-click rating links of email and webhook follow-ups; empty sends
+	// those follow-ups without links.
+	PublicURL string `yaml:"public_url"`
 }
 
 // StoreConfig configures the bbolt store.
@@ -583,7 +588,8 @@ func (d *configDecoder) config(root ast.Node, c *Config) {
 			"escalation_channel": d.str(&c.Slack.EscalationChannel),
 		}),
 		"http": d.section(yamlFields{
-			"addr": d.str(&c.HTTP.Addr),
+			"addr":       d.str(&c.HTTP.Addr),
+			"public_url": d.str(&c.HTTP.PublicURL),
 		}),
 		"store": d.section(yamlFields{
 			"retention_days": d.integer(&c.Store.RetentionDays),
@@ -1145,6 +1151,12 @@ func (v *configValidator) http(h HTTPConfig) {
 	if err != nil {
 		v.add("http.addr", `%s is not host:port, e.g. ":8080" or "127.0.0.1:8080"`, quoteConfigValue(h.Addr))
 	}
+	if h.PublicURL != "" {
+		u, err := url.Parse(h.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			v.add("http.public_url", `%s is not an http(s) URL, e.g. "https://support.shop.example"`, quoteConfigValue(h.PublicURL))
+		}
+	}
 }
 
 func (v *configValidator) followUp(f FollowUpConfig) {
@@ -1389,6 +1401,7 @@ const (
 	EnvSlackAppToken = "SLACK_APP_TOKEN"
 	EnvOllamaHost    = "OLLAMA_HOST"
 	EnvWebhookSecret = "CASEBOT_WEBHOOK_SECRET"
+	EnvRatingSecret  = "CASEBOT_RATING_SECRET"
 	EnvIMAPUsername  = "CASEBOT_IMAP_USERNAME"
 	EnvIMAPPassword  = "CASEBOT_IMAP_PASSWORD"
 	EnvSMTPUsername  = "CASEBOT_SMTP_USERNAME"
@@ -1405,6 +1418,8 @@ type Secrets struct {
 	// default (127.0.0.1:11434).
 	OllamaHost    string
 	WebhookSecret string
+	// RatingSecret signs the follow-up rating links.
+	RatingSecret string
 	// IMAPUsername and IMAPPassword log in to email.imap_addr.
 	IMAPUsername string
 	IMAPPassword string
@@ -1424,6 +1439,7 @@ func SecretsFromEnv(getenv func(string) string) Secrets {
 		SlackAppToken: get(EnvSlackAppToken),
 		OllamaHost:    get(EnvOllamaHost),
 		WebhookSecret: get(EnvWebhookSecret),
+		RatingSecret:  get(EnvRatingSecret),
 		IMAPUsername:  get(EnvIMAPUsername),
 		IMAPPassword:  get(EnvIMAPPassword),
 		SMTPUsername:  get(EnvSMTPUsername),
@@ -1438,11 +1454,12 @@ func (s Secrets) String() string {
 	if s.OllamaHost != "" && !strings.Contains(s.OllamaHost, "@") {
 		host = s.OllamaHost
 	}
-	return fmt.Sprintf("%s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s",
+	return fmt.Sprintf("%s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s %s=%s",
 		EnvSlackBotToken, secretPresence(s.SlackBotToken),
 		EnvSlackAppToken, secretPresence(s.SlackAppToken),
 		EnvOllamaHost, host,
 		EnvWebhookSecret, secretPresence(s.WebhookSecret),
+		EnvRatingSecret, secretPresence(s.RatingSecret),
 		EnvIMAPUsername, secretPresence(s.IMAPUsername),
 		EnvIMAPPassword, secretPresence(s.IMAPPassword),
 		EnvSMTPUsername, secretPresence(s.SMTPUsername),

@@ -649,6 +649,7 @@ func TestConfigSecretsFromEnv(t *testing.T) {
 		t.Fatalf("SecretsFromEnv = %#v", got)
 	}
 	want := "SLACK_BOT_TOKEN=[set] SLACK_APP_TOKEN=[set] OLLAMA_HOST=http://gpu-box:11434 CASEBOT_WEBHOOK_SECRET=[unset] " +
+		"CASEBOT_RATING_SECRET=[unset] " +
 		"CASEBOT_IMAP_USERNAME=[set] CASEBOT_IMAP_PASSWORD=[set] CASEBOT_SMTP_USERNAME=[unset] CASEBOT_SMTP_PASSWORD=[set]"
 	if got := s.String(); got != want {
 		t.Errorf("String() = %q, want %q", got, want)
@@ -750,5 +751,27 @@ func assertConfigEqual(t *testing.T, got, want Config) {
 		g, _ := json.MarshalIndent(got, "", " ")
 		w, _ := json.MarshalIndent(want, "", " ")
 		t.Errorf("config mismatch\ngot:  %s\nwant: %s", g, w)
+	}
+}
+
+func TestConfigPublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"", true},
+		{"https://support.shop.example", true},
+		{"http://127.0.0.1:8080/casebot", true},
+		{"ftp://support.shop.example", false},
+		{"support.shop.example", false},
+		{"https://user:pw@support.shop.example", false},
+	} {
+		_, err := ParseConfig([]byte("http:\n  public_url: \""+tt.url+"\"\n"), "casebot.yml")
+		if (err == nil) != tt.ok {
+			t.Errorf("public_url %q: err = %v, want ok %v", tt.url, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "casebot.yml:2: http.public_url") {
+			t.Errorf("public_url %q: problem does not name the field and line: %v", tt.url, err)
+		}
 	}
 }

@@ -10,14 +10,17 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/slack-go/slack"
 
 	"github.com/casebot/casebot/bot"
@@ -31,8 +34,9 @@ import (
 //go:embed samples.jsonl
 var samplesJSONL []byte
 
-// demoStart is the simulated time the demo begins: a Monday morning.
-var demoStart = time.Date(2026, 11, 16, 8, 0, 0, 0, time.UTC)
+// demoStart is the simulated time the demo begins: a Monday morning, just
+// after the weekly pattern thread's 09:00 (the week before has no tickets).
+var demoStart = time.Date(2026, 11, 16, 9, 30, 0, 0, time.UTC)
 
 // Demo actors: an agent without approval authority, and the configured
 // approver who steps in when authority is needed.
@@ -86,24 +90,6 @@ func sourceOf(channel string) triage.Source {
 	return triage.SourceWebhook
 }
 
-// demoClock is simulated time that the demo script moves forward.
-type demoClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *demoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *demoClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c commonFlags
 	fs := newFlagSet("demo", stderr, &c)
@@ -134,14 +120,22 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		dbPath = filepath.Join(dir, "casebot.db")
 	}
 	cfg.Slack.IntakeChannels = append(cfg.Slack.IntakeChannels, demoIntake)
+	// Email and webhook follow-ups carry signed rating links; the demo's
+	// customers click them.
+	if cfg.HTTP.PublicURL == "" {
+		cfg.HTTP.PublicURL = "http://casebot.demo.invalid"
+	}
 
 	// The Slack stand-in takes posts as fast as they come: the demo runs on
 	// simulated time, and Slack's pace is the poster's tested job.
-	clock := &demoClock{now: demoStart}
+	// One simulated clock drives the domain, the scheduler's jobs and the
+	// Slack stand-in, so follow-ups and the Monday thread come due as the
+	// script moves time on.
+	clock := clockwork.NewFakeClockAt(demoStart)
 	fake := slackfake.New(slackfake.Options{PostRate: -1, Clock: clock})
 	defer fake.Close()
 	sys := &System{Config: cfg, DBPath: dbPath, SlackAPIURL: fake.APIURL(), Classifier: *classifier,
-		Secrets: Secrets{SlackBotToken: fake.BotToken(), SlackAppToken: fake.AppToken()},
+		Secrets: Secrets{SlackBotToken: fake.BotToken(), SlackAppToken: fake.AppToken(), RatingSecret: "demo-rating-secret"},
 		Clock:   clock, Stderr: stderr,
 		Poster: bot.PosterOptions{PerChannelInterval: time.Millisecond, PollInterval: 20 * time.Millisecond, Backoff: 10 * time.Millisecond},
 		Drafts: triage.PipelineOptions{DraftAttempts: 2, RetryDelay: 10 * time.Millisecond}}
@@ -235,7 +229,7 @@ type demo struct {
 	cfg    Config
 	sys    *System
 	fake   *slackfake.Fake
-	clock  *demoClock
+	clock  *clockwork.FakeClock
 	ids    []string
 	stderr io.Writer
 }
@@ -244,7 +238,7 @@ type demo struct {
 // resolves, follow-ups go out and customers rate.
 func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 	for _, r := range rows {
-		d.clock.advance(7 * time.Minute)
+		d.clock.Advance(7 * time.Minute)
 		id, err := d.arrive(ctx, r)
 		if err != nil {
 			return fmt.Errorf("ticket %s: %w", r.ID, err)
@@ -261,13 +255,13 @@ func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 		}
 	}
 	for i, id := range d.ids {
-		d.clock.advance(11 * time.Minute)
+		d.clock.Advance(11 * time.Minute)
 		if err := d.decide(ctx, i, id); err != nil {
 			return fmt.Errorf("decide %s: %w", id, err)
 		}
 	}
 	for i, id := range d.ids {
-		d.clock.advance(37 * time.Minute)
+		d.clock.Advance(37 * time.Minute)
 		if i%9 == 8 {
 			continue // left open: the queue is never empty on a real Monday
 		}
@@ -275,8 +269,11 @@ func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 			return fmt.Errorf("resolve %s: %w", id, err)
 		}
 	}
-	d.clock.advance(d.cfg.FollowUp.After)
+	d.clock.Advance(d.cfg.FollowUp.After)
 	if err := d.followUps(ctx); err != nil {
+		return err
+	}
+	if err := d.mondayThread(ctx); err != nil {
 		return err
 	}
 	return d.settle(ctx)
@@ -520,29 +517,113 @@ func (d *demo) resolve(i int, id string) error {
 // answer.
 var ratings = []int{5, 4, 5, 2, 0, 4, 5, 3, 0, 5, 1, 4}
 
-// followUps sends the follow-ups that came due and records the customers'
-// ratings.
+// followUps lets the follow-ups come due: the scheduler sends them (rating
+// buttons in Slack threads, signed links by email and webhook) and the
+// customers answer, by button or by link.
 func (d *demo) followUps(ctx context.Context) error {
-	n := 0
+	var due []string
 	for _, id := range d.ids {
-		t := d.ticket(id)
-		if t.State != triage.StateResolved || t.FollowUpDue.After(d.clock.Now()) {
-			continue
+		if d.ticket(id).State == triage.StateResolved {
+			due = append(due, id)
 		}
-		if _, err := d.sys.Triager.FollowedUp(ctx, id); err != nil {
-			return err
-		}
-		r := ratings[n%len(ratings)]
-		n++
-		if r == 0 {
-			continue
-		}
-		if _, err := d.sys.Triager.Rate(ctx, id, r); err != nil {
+	}
+	for range 4 {
+		d.clock.Advance(time.Minute) // the scheduler's follow-up scan
+		if err := d.wait("the scheduler's scan", func() bool { return true }); err != nil {
 			return err
 		}
 	}
-	d.sys.kick()
+	if err := d.wait("the follow-ups", func() bool {
+		for _, id := range due {
+			if d.ticket(id).FollowUpSentAt.IsZero() {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if err := d.settle(ctx); err != nil {
+		return err
+	}
+	handler := d.sys.Handler()
+	for n, id := range due {
+		r := ratings[n%len(ratings)]
+		if r == 0 {
+			continue
+		}
+		t := d.ticket(id)
+		if t.Source == triage.SourceSlack {
+			if err := d.rateInSlack(t, r); err != nil {
+				return err
+			}
+		} else if err := rateByLink(handler, d.sys.Ratings.Link(id, r)); err != nil {
+			return fmt.Errorf("rate %s: %w", id, err)
+		}
+		if err := d.wait("the rating of "+id, func() bool { return d.ticket(id).Rating == r }); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// rateInSlack clicks rating r on the follow-up in the customer's thread.
+func (d *demo) rateInSlack(t triage.Ticket, r int) error {
+	channel, thread, _ := strings.Cut(t.ReplyTo, "/")
+	action := bot.ActionRatePrefix + strconv.Itoa(r)
+	var ts string
+	if err := d.wait("the follow-up in "+t.ID+"'s thread", func() bool {
+		for _, m := range d.fake.Messages(channel) {
+			if m.ThreadTS == thread && strings.Contains(string(m.Blocks), `"`+action+`"`) {
+				ts = m.TS
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return err
+	}
+	user := ""
+	if c, err := d.sys.DB.Customer(context.Background(), t.CustomerID); err == nil {
+		user = c.SlackUserID
+	}
+	_, err := d.fake.Click(slackfake.Click{Channel: channel, TS: ts, ActionID: action, User: user})
+	return err
+}
+
+// rateByLink opens a signed rating link as the customer's browser would.
+func rateByLink(h http.Handler, link string) error {
+	u, err := url.Parse(link)
+	if err != nil {
+		return err
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u.RequestURI(), nil))
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("rating link answered %d", rec.Code)
+	}
+	return nil
+}
+
+// mondayThread moves time to the next Monday 09:00, when the scheduler
+// posts the week's pattern thread to the ops channel.
+func (d *demo) mondayThread(ctx context.Context) error {
+	loc := d.cfg.Location()
+	now := d.clock.Now().In(loc)
+	days := (8 - int(now.Weekday())) % 7
+	if days == 0 {
+		days = 7
+	}
+	monday := time.Date(now.Year(), now.Month(), now.Day()+days, 9, 0, 30, 0, loc)
+	d.clock.Advance(monday.Sub(d.clock.Now()))
+	return d.wait("the Monday pattern thread", func() bool {
+		for _, m := range d.fake.Messages(d.cfg.Slack.OpsChannel) {
+			if len(m.Files) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // settle waits until the outbox has no Slack posts left.
@@ -582,6 +663,7 @@ func (d *demo) channelOrder() []string {
 	}
 	walk(d.cfg.Routes)
 	add(d.cfg.Slack.EscalationChannel)
+	add(d.cfg.Slack.OpsChannel)
 	add(demoIntake)
 	return out
 }
@@ -602,9 +684,9 @@ func (d *demo) print(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "━━━ #%s: %d message(s) ━━━\n\n", ch, len(msgs))
 		for _, m := range top {
-			fmt.Fprintln(w, indent(renderMessage(m.Text, m.Blocks, m.User), "│ "))
+			fmt.Fprintln(w, indent(renderMessage(m), "│ "))
 			for _, r := range replies[m.TS] {
-				fmt.Fprintln(w, indent(renderMessage(r.Text, r.Blocks, r.User), "   ↳ "))
+				fmt.Fprintln(w, indent(renderMessage(r), "   ↳ "))
 			}
 			fmt.Fprintln(w)
 		}
@@ -612,23 +694,33 @@ func (d *demo) print(w io.Writer) error {
 	if eph := d.fake.Ephemerals(); len(eph) > 0 {
 		fmt.Fprintf(w, "━━━ only visible to one person: %d message(s) ━━━\n\n", len(eph))
 		for _, m := range eph {
-			fmt.Fprintf(w, "to %s in #%s:\n%s\n\n", m.User, m.Channel, indent(renderMessage(m.Text, m.Blocks, ""), "  "))
+			fmt.Fprintf(w, "to %s in #%s:\n%s\n\n", m.User, m.Channel,
+				indent(renderMessage(slackfake.Message{Text: m.Text, Blocks: m.Blocks}), "  "))
 		}
 	}
 	return nil
 }
 
 // renderMessage renders a recorded message for the terminal: its blocks when
-// it has some, its text otherwise; a customer's own message is labelled.
-func renderMessage(text string, raw json.RawMessage, user string) string {
+// it has some, its text otherwise, and its files; a person's own message is
+// labelled with who wrote it.
+func renderMessage(m slackfake.Message) string {
+	var out string
 	var blocks slack.Blocks
-	if len(raw) > 0 && json.Unmarshal(raw, &blocks) == nil && len(blocks.BlockSet) > 0 {
-		return strings.TrimRight(bot.RenderText(blocks.BlockSet), "\n")
+	switch {
+	case len(m.Blocks) > 0 && json.Unmarshal(m.Blocks, &blocks) == nil && len(blocks.BlockSet) > 0:
+		out = strings.TrimRight(bot.RenderText(blocks.BlockSet), "\n")
+	case m.BotID == "" && m.User != "":
+		out = "[" + m.User + "] " + m.Text
+	default:
+		// A plain-text message: show mentions and escapes as Slack would.
+		out = strings.TrimRight(bot.RenderText([]slack.Block{slack.NewSectionBlock(
+			slack.NewTextBlockObject(slack.MarkdownType, m.Text, false, false), nil, nil)}), "\n")
 	}
-	if user != "" && !strings.HasPrefix(user, "U0BOT") {
-		text = "[" + user + "] " + text
+	for _, f := range m.Files {
+		out = strings.TrimSpace(out + "\n📎 file " + f)
 	}
-	return text
+	return out
 }
 
 // writeTranscript writes every message posted, in every channel, as one
@@ -650,7 +742,8 @@ func (d *demo) writeTranscript(path string) error {
 				ThreadTS string          `json:"thread_ts,omitempty"`
 				Text     string          `json:"text"`
 				Blocks   json.RawMessage `json:"blocks,omitempty"`
-			}{ch, m.TS, m.ThreadTS, m.Text, m.Blocks}
+				Files    []string        `json:"files,omitempty"`
+			}{ch, m.TS, m.ThreadTS, m.Text, m.Blocks, m.Files}
 			if err := enc.Encode(line); err != nil {
 				f.Close()
 				return fmt.Errorf("write transcript: %w", err)

@@ -168,7 +168,8 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"#C0ESCALATE", "#C0QUEUE", "metrics, last 30 days", "root cause coverage", "@U0LEGAL01",
-		"Approved by", "Resolved by", "Escalated", "only visible to one person"} {
+		"Approved by", "Resolved by", "Escalated", "only visible to one person", "Weekly patterns", "Pattern alert",
+		"You rated us"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("demo output lacks %q", w)
 		}
@@ -198,8 +199,9 @@ func TestDemo(t *testing.T) {
 			ThreadTS string          `json:"thread_ts"`
 			Text     string          `json:"text"`
 			Blocks   json.RawMessage `json:"blocks"`
+			Files    []string        `json:"files"`
 		}
-		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Channel == "" || m.TS == "" || m.Text == "" {
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Channel == "" || m.TS == "" || (m.Text == "" && len(m.Files) == 0) {
 			t.Fatalf("transcript line %d: %v %q", i+1, err, l)
 		}
 		if m.ThreadTS == "" && strings.Contains(string(m.Blocks), `"actions"`) {

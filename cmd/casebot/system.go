@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
@@ -66,6 +67,11 @@ type System struct {
 	App      *bot.App
 	Posts    *bot.Poster
 	Outbound *intake.Outbound
+	// Sched runs the follow-ups, pattern alerts and the Monday thread;
+	// Ratings signs and serves the one-click rating links (nil without
+	// http.public_url and CASEBOT_RATING_SECRET).
+	Sched   *bot.Scheduler
+	Ratings *intake.RatingLinker
 
 	api      *slack.Client
 	listener net.Listener
@@ -122,6 +128,8 @@ func (s *System) Open(ctx context.Context) error {
 	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
 	pipeOpts := s.Drafts
 	pipeOpts.Kick, pipeOpts.Logger = s.kick, s.Logger
+	// Accepted SOP updates reach the brief from the next draft on.
+	pipeOpts.Policy = bot.PolicyExcerpts(db, bot.DefaultPolicyChars, s.Logger)
 	s.Pipeline = triage.NewPipeline(tr, pipeOpts)
 	s.metrics.observeClassified(tr, s.Clock)
 
@@ -142,6 +150,10 @@ func (s *System) Open(ctx context.Context) error {
 			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger,
 		})
 	}
+	if err := s.openScheduler(loc); err != nil {
+		s.Close()
+		return err
+	}
 	if err := s.openEmail(); err != nil {
 		s.Close()
 		return err
@@ -161,6 +173,26 @@ func (s *System) Open(ctx context.Context) error {
 	if s.email.mailer != nil {
 		s.kickers = append(s.kickers, s.email.mailer.Kick)
 	}
+	return nil
+}
+
+// openScheduler builds the learning loop's jobs. A System clock that is a
+// clockwork clock (the demo's simulated time) drives them too.
+func (s *System) openScheduler(loc *time.Location) error {
+	var links func(string, int) string
+	if s.Secrets.RatingSecret != "" && s.Config.HTTP.PublicURL != "" {
+		s.Ratings = &intake.RatingLinker{Secret: []byte(s.Secrets.RatingSecret), BaseURL: s.Config.HTTP.PublicURL, Clock: s.Clock}
+		links = s.Ratings.Link
+	}
+	clk, _ := s.Clock.(clockwork.Clock)
+	sched, err := bot.NewScheduler(bot.SchedulerConfig{API: s.api, Store: s.DB, Kicker: kicker(s.kick), Clock: clk,
+		Location: loc, OpsChannel: s.Config.Slack.OpsChannel, FollowUpEnabled: s.Config.FollowUp.Enabled,
+		FollowUpTemplate: s.Config.FollowUp.Template, RatingLinks: links, Logger: s.Logger,
+		ThreadInterval: s.Poster.PerChannelInterval})
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	s.Sched = sched
 	return nil
 }
 
@@ -201,6 +233,9 @@ func (s *System) Addr() string {
 func (s *System) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	if s.Ratings != nil {
+		mux.Handle("GET "+intake.RatingPath, s.Ratings.Handler(intake.RateOnce(s.DB.Get, s.Triager.Rate), s.Logger))
+	}
 	mux.Handle("GET /metrics", s.metrics.handler(s.Logger))
 	if s.Secrets.WebhookSecret != "" {
 		mux.Handle("/v1/tickets", intake.NewWebhook(intake.WebhookOptions{
@@ -237,6 +272,10 @@ func (s *System) Run(ctx context.Context) error {
 	} else if c+d > 0 {
 		s.Logger.Info("resuming interrupted work", "classify", c, "draft", d)
 	}
+	if err := s.Sched.Start(ctx); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	defer s.Sched.Shutdown()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
