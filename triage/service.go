@@ -70,6 +70,24 @@ func (s *Triager) Intake(ctx context.Context, in Inbound) (Ticket, error) {
 // and stores the result with its audit event. The model's answer may add
 // flags; MergeClassification makes sure it never removes a rule's.
 func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (Ticket, error) {
+	t, err := s.classifyStored(ctx, id, customer, false)
+	if err == nil && s.Classified != nil {
+		s.Classified(t)
+	}
+	return t, err
+}
+
+// ActionImported is the audit action of an imported ticket's classification.
+const ActionImported = "imported"
+
+// ClassifyImported reads an imported ticket as Classify does, so the metrics
+// and the repeat rule see it, but stores it closed and posts nothing:
+// history is not news for the agents.
+func (s *Triager) ClassifyImported(ctx context.Context, id string) (Ticket, error) {
+	return s.classifyStored(ctx, id, Customer{}, true)
+}
+
+func (s *Triager) classifyStored(ctx context.Context, id string, customer Customer, imported bool) (Ticket, error) {
 	t, err := s.Store.Get(ctx, id)
 	if err != nil {
 		return Ticket{}, err
@@ -89,7 +107,7 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 		t.Classification.Amount)
 	c, by, reason, triggers := a.Classification, a.By, a.Reason, a.Triggers
 	route := s.Router.Route(c, t.Source, triggers)
-	t, err = s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
 		if from != StateReceived {
 			// Another delivery classified it meanwhile: one card only.
@@ -99,6 +117,16 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 		t.ClassifiedBy, t.RulesReason = by, reason
 		t.Triggers, t.Route = triggers, route
 		t.NeedsApproval = slices.ContainsFunc(triggers, func(tr Trigger) bool { return tr.NeedsApproval })
+		detail := fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s", c.Type, c.Urgency, c.Flags, route.Channel, by)
+		if reason != "" {
+			detail += " (" + reason + ")"
+		}
+		ev := AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, From: from, Detail: detail}
+		if imported {
+			t.State = StateClosed
+			ev.Action, ev.To, ev.Detail = ActionImported, t.State, detail+"; imported history, no card posted"
+			return ev, nil
+		}
 		next := StateAwaitingReview
 		if route.Escalate {
 			next = StateEscalated
@@ -106,18 +134,10 @@ func (s *Triager) Classify(ctx context.Context, id string, customer Customer) (T
 			t.EscalatedAt = s.Clock.Now()
 		}
 		t.State = next
-		detail := fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s", c.Type, c.Urgency, c.Flags, route.Channel, by)
-		if reason != "" {
-			detail += " (" + reason + ")"
-		}
-		return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "triaged",
-			From: from, To: next, Detail: detail, Posts: []Post{{Kind: PostCard, TicketID: t.ID,
-				Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}}, nil
+		ev.Action, ev.To = "triaged", next
+		ev.Posts = []Post{{Kind: PostCard, TicketID: t.ID, Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}
+		return ev, nil
 	})
-	if err == nil && s.Classified != nil {
-		s.Classified(t)
-	}
-	return t, err
 }
 
 // Assessment is the outcome of reading one message: the merged

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,9 +15,6 @@ import (
 	"github.com/casebot/casebot/store"
 	"github.com/casebot/casebot/triage"
 )
-
-// ActionImported is the audit action of a ticket classified on import.
-const ActionImported = "imported"
 
 // progressEvery is the least time between two redraws of the progress line.
 const progressEvery = 100 * time.Millisecond
@@ -144,56 +140,16 @@ func importClassify(ctx context.Context, tr *triage.Triager, ids []string, progr
 		if t.State != triage.StateReceived {
 			continue
 		}
-		customer, err := tr.Store.Customer(ctx, t.CustomerID)
-		if err != nil && !errors.Is(err, triage.ErrNotFound) {
-			return byModel, fmt.Errorf("customer of ticket %s: %w", id, err)
-		}
-		history, err := tr.Store.CustomerTickets(ctx, t.CustomerID, t.ReceivedAt.Add(-repeatWindow(tr.Config)))
-		if err != nil {
-			return byModel, fmt.Errorf("history of ticket %s: %w", id, err)
-		}
-		history = slices.DeleteFunc(history, func(o triage.Ticket) bool {
-			return o.ID == t.ID || !o.ReceivedAt.Before(t.ReceivedAt)
-		})
-		text := t.Body
-		if t.Subject != "" {
-			text = t.Subject + "\n" + text
-		}
-		a := tr.Assess(ctx, triage.ClassifyRequest{Text: text, Channel: t.Channel, Customer: customer, History: history},
-			t.Classification.Amount)
-		route := tr.Router.Route(a.Classification, t.Source, a.Triggers)
-		_, err = tr.Store.Update(ctx, id, func(t *triage.Ticket) (triage.AuditEvent, error) {
-			if t.State != triage.StateReceived {
-				return triage.AuditEvent{}, fmt.Errorf("classify imported ticket %s in state %s: %w", id, t.State, triage.ErrInvalidTransition)
-			}
-			c := a.Classification
-			t.Classification, t.Original = c, c
-			t.ClassifiedBy, t.RulesReason = a.By, a.Reason
-			t.Triggers, t.Route = a.Triggers, route
-			t.NeedsApproval = slices.ContainsFunc(a.Triggers, func(tr triage.Trigger) bool { return tr.NeedsApproval })
-			t.State = triage.StateClosed
-			return triage.AuditEvent{Actor: triage.ActorSystem, Action: ActionImported,
-				Detail: fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s; imported history, no card posted",
-					c.Type, c.Urgency, c.Flags, route.Channel, a.By)}, nil
-		})
+		t, err = tr.ClassifyImported(ctx, id)
 		if err != nil {
 			return byModel, err
 		}
-		if a.By == "model" {
+		if t.ClassifiedBy == "model" {
 			byModel++
 		}
 		progress(i + 1)
 	}
 	return byModel, nil
-}
-
-// repeatWindow is how far back the repeat rule looks, as Triager does.
-func repeatWindow(cfg triage.Config) time.Duration {
-	days := cfg.Thresholds.RepeatDays
-	if days <= 0 {
-		days = 30
-	}
-	return time.Duration(days) * 24 * time.Hour
 }
 
 // printImportSummary writes what was imported and each rejected line.
