@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // AcceptedRevision is the largest normalised edit distance at which a sent
@@ -168,29 +169,15 @@ func ratio(num, den int) *float64 {
 
 func ptr(f float64) *float64 { return &f }
 
-// NormalizedEditDistance is the Levenshtein distance between a and b in
-// characters divided by the longer length: 0 for equal texts, 1 for nothing
-// in common. Two empty texts are equal.
+// NormalizedEditDistance is the edit distance between a and b in characters
+// (insertions, deletions, substitutions and swaps of neighbours, the same
+// distance the keyword classifier's typo tolerance uses) divided by the
+// longer length: 0 for equal texts, 1 for nothing in common. Two empty texts
+// are equal.
 func NormalizedEditDistance(a, b string) float64 {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) == 0 && len(rb) == 0 {
+	la, lb := utf8.RuneCountInString(a), utf8.RuneCountInString(b)
+	if la == 0 && lb == 0 {
 		return 0
 	}
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return float64(prev[len(rb)]) / float64(max(len(ra), len(rb)))
+	return float64(osaDistance(a, b)) / float64(max(la, lb))
 }
