@@ -52,9 +52,12 @@ func TestQueueClassificationFirst(t *testing.T) {
 	defer q.Close()
 
 	wait := startDrafts(context.Background(), q.Drafter(), 200)
+	// The first draft must be on the model (its request arrived), not just
+	// taken by a worker, or the classification would overtake it before it
+	// is sent and there would be nothing to preempt.
 	waitFor(func() bool {
 		s := q.Stats()
-		return s.Running == 1 && s.QueuedDraft == 199
+		return s.Running == 1 && s.QueuedDraft == 199 && fake.Count("/api/chat") == 1
 	})
 	got, err := q.Classifier().Classify(context.Background(), classifyReq)
 	if err != nil {
