@@ -123,17 +123,26 @@ func (s *Triager) classifyStored(ctx context.Context, id string, customer Custom
 		}
 		ev := AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, From: from, Detail: detail}
 		if imported {
+			// History needs no one's attention: it skips the queue, which
+			// the transition table (made for live tickets) has no path for.
 			t.State = StateClosed
 			ev.Action, ev.To, ev.Detail = ActionImported, t.State, detail+"; imported history, no card posted"
 			return ev, nil
 		}
+		// Triaged, then waiting for a person or escalated to one: both
+		// steps in one change, through the lifecycle's transition table.
 		next := StateAwaitingReview
 		if route.Escalate {
 			next = StateEscalated
 			t.Escalations++
 			t.EscalatedAt = s.Clock.Now()
 		}
-		t.State = next
+		if err := t.Transition(StateTriaged); err != nil {
+			return AuditEvent{}, err
+		}
+		if err := t.Transition(next); err != nil {
+			return AuditEvent{}, err
+		}
 		ev.Action, ev.To = "triaged", next
 		ev.Posts = []Post{{Kind: PostCard, TicketID: t.ID, Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}
 		return ev, nil

@@ -144,11 +144,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer sys.Close()
 	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- sys.Run(runCtx) }()
-	defer func() { stop(); <-runErr }()
+	d := &demo{cfg: cfg, sys: sys, fake: fake, clock: clock, stderr: stderr, stopped: make(chan struct{})}
+	go func() { d.runErr = sys.Run(runCtx); close(d.stopped) }()
+	defer func() { stop(); <-d.stopped }()
 
-	d := &demo{cfg: cfg, sys: sys, fake: fake, clock: clock, stderr: stderr}
 	fmt.Fprintf(stdout, "casebot demo: %d tickets, classified by %s; store %s\n", len(rows), classifierName(sys.Triager), dbPath)
 	fmt.Fprintf(stdout, "The real bot runs against an in-process Slack; a scripted agent (%s) and approver (%s) click its buttons.\n\n",
 		demoAgent, demoApprover)
@@ -232,6 +231,10 @@ type demo struct {
 	clock  *clockwork.FakeClock
 	ids    []string
 	stderr io.Writer
+	// stopped closes when the bot's Run returns, with runErr its error: a
+	// bot that stops early ends the demo with its reason, not a timeout.
+	stopped chan struct{}
+	runErr  error
 }
 
 // run plays a day and two after: tickets arrive, the agent decides and
@@ -269,9 +272,11 @@ func (d *demo) run(ctx context.Context, rows []sampleRow) error {
 			return fmt.Errorf("resolve %s: %w", id, err)
 		}
 	}
-	d.clock.Advance(d.cfg.FollowUp.After)
-	if err := d.followUps(ctx); err != nil {
-		return err
+	if d.cfg.FollowUp.Enabled {
+		d.clock.Advance(d.cfg.FollowUp.After)
+		if err := d.followUps(ctx); err != nil {
+			return err
+		}
 	}
 	if err := d.mondayThread(ctx); err != nil {
 		return err
@@ -339,6 +344,11 @@ func (d *demo) findExternal(ctx context.Context, src triage.Source, ext string) 
 func (d *demo) wait(what string, cond func() bool) error {
 	deadline := time.Now().Add(demoWait)
 	for !cond() {
+		select {
+		case <-d.stopped:
+			return fmt.Errorf("demo: the bot stopped while waiting for %s: %v", what, d.runErr)
+		default:
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("demo: timed out waiting for %s", what)
 		}
@@ -527,15 +537,12 @@ func (d *demo) followUps(ctx context.Context) error {
 			due = append(due, id)
 		}
 	}
-	for range 4 {
-		d.clock.Advance(time.Minute) // the scheduler's follow-up scan
-		if err := d.wait("the scheduler's scan", func() bool { return true }); err != nil {
-			return err
-		}
-	}
+	// The scheduler scans for due follow-ups every minute of its clock:
+	// time moves on a minute at a time until every one has gone out.
 	if err := d.wait("the follow-ups", func() bool {
 		for _, id := range due {
 			if d.ticket(id).FollowUpSentAt.IsZero() {
+				d.clock.Advance(time.Minute)
 				return false
 			}
 		}

@@ -285,3 +285,17 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDemoFollowUpsOff: an operator who turned follow-ups off still gets a
+// demo that runs to the metrics.
+func TestDemoFollowUpsOff(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "casebot.yml")
+	writeFile(t, cfg, "follow_up:\n  enabled: false\n")
+	out, _, err := runCmd(t, "", "demo", "--config", cfg, "--db", filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "recovery CSAT             mean n/a") {
+		t.Errorf("with follow-ups off no rating can exist:\n%s", out[max(0, len(out)-800):])
+	}
+}

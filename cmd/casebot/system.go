@@ -165,6 +165,7 @@ func (s *System) Open(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", s.HTTPAddr, err)
 		}
 		s.listener = l
+		s.closers = append(s.closers, func() { l.Close() })
 	}
 	s.kickers = append(s.kickers, s.Posts.Kick)
 	if s.Outbound != nil {
@@ -193,6 +194,9 @@ func (s *System) openScheduler(loc *time.Location) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	s.Sched = sched
+	// gocron runs a goroutine from the start; Close stops it whatever
+	// happens between Open and Run.
+	s.closers = append(s.closers, func() { sched.Shutdown() })
 	return nil
 }
 
@@ -313,13 +317,21 @@ func (s *System) Run(ctx context.Context) error {
 	if s.listener != nil {
 		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		start("http", func(ctx context.Context) error {
-			go func() {
-				<-ctx.Done()
-				shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
-				defer done()
-				srv.Shutdown(shutdown)
-			}()
-			if err := srv.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(s.listener) }()
+			select {
+			case err := <-served:
+				return err // Serve stops on its own only when it fails
+			case <-ctx.Done():
+			}
+			// Requests in progress finish before Run returns and the store
+			// closes; past the grace period they are cut.
+			shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+			defer done()
+			if err := srv.Shutdown(shutdown); err != nil {
+				srv.Close()
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
