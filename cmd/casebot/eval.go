@@ -33,19 +33,29 @@ type evalRow struct {
 	} `json:"expect"`
 }
 
-// fieldScore is the accuracy of one enum field over rows that expect it.
+// fieldScore is the accuracy of one enum field over rows that expect it;
+// null when no row does.
 type fieldScore struct {
-	N        int     `json:"n"`
-	Accuracy float64 `json:"accuracy"`
+	N        int      `json:"n"`
+	Accuracy *float64 `json:"accuracy"`
 	correct  int
 }
 
-// flagScore is precision and recall of one flag over rows that list flags.
+// flagScore is precision and recall of one flag over rows that list flags;
+// each is null when it is undefined (nothing predicted, nothing expected).
 type flagScore struct {
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-	N         int     `json:"n"`
+	Precision *float64 `json:"precision"`
+	Recall    *float64 `json:"recall"`
+	N         int      `json:"n"`
 	tp, fp    int
+}
+
+func share(num, den int) *float64 {
+	if den == 0 {
+		return nil
+	}
+	v := float64(num) / float64(den)
+	return &v
 }
 
 // evalReport is the --json output of `casebot eval`.
@@ -212,17 +222,11 @@ func (s *fieldScore) add(ok bool) {
 
 func (rep *evalReport) finish(latencies []float64) {
 	for _, s := range []*fieldScore{&rep.Type, &rep.Sentiment, &rep.Urgency} {
-		if s.N > 0 {
-			s.Accuracy = float64(s.correct) / float64(s.N)
-		}
+		s.Accuracy = share(s.correct, s.N)
 	}
 	for _, s := range rep.Flags {
-		if s.tp+s.fp > 0 {
-			s.Precision = float64(s.tp) / float64(s.tp+s.fp)
-		}
-		if s.N > 0 {
-			s.Recall = float64(s.tp) / float64(s.N)
-		}
+		s.Precision = share(s.tp, s.tp+s.fp)
+		s.Recall = share(s.tp, s.N)
 	}
 	sort.Float64s(latencies)
 	rep.Latency = map[string]float64{"p50": nearestRank(latencies, 50), "p99": nearestRank(latencies, 99)}
@@ -244,12 +248,12 @@ func printEval(w io.Writer, rep *evalReport) error {
 		s    fieldScore
 	}{{"type", rep.Type}, {"sentiment", rep.Sentiment}, {"urgency", rep.Urgency}} {
 		if f.s.N > 0 {
-			fmt.Fprintf(tw, "%s accuracy:\t%.3f\t(n=%d)\n", f.name, f.s.Accuracy, f.s.N)
+			fmt.Fprintf(tw, "%s accuracy:\t%.3f\t(n=%d)\n", f.name, *f.s.Accuracy, f.s.N)
 		}
 	}
 	for _, f := range triage.Flags {
 		if s := rep.Flags[string(f)]; s.N > 0 || s.fp > 0 {
-			fmt.Fprintf(tw, "flag %s:\tprecision %.3f\trecall %.3f (n=%d)\n", f, s.Precision, s.Recall, s.N)
+			fmt.Fprintf(tw, "flag %s:\tprecision %s\trecall %s (n=%d)\n", f, fmtShare(s.Precision), fmtShare(s.Recall), s.N)
 		}
 	}
 	fmt.Fprintf(tw, "latency:\tp50 %.3f ms\tp99 %.3f ms\n", rep.Latency["p50"], rep.Latency["p99"])
@@ -296,4 +300,11 @@ func abbrev(s string) string {
 		return s[:8]
 	}
 	return s
+}
+
+func fmtShare(p *float64) string {
+	if p == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", *p)
 }
