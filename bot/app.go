@@ -58,6 +58,13 @@ type AppConfig struct {
 	Socket *socketmode.Client
 	// Triager owns the tickets and the agent actions.
 	Triager *triage.Triager
+	// Classify hands a stored, still received ticket on for classification
+	// and drafting (triage.Pipeline.Classify). It must not block: the app
+	// calls it from its Socket Mode handlers, right after the commit.
+	// Classification never runs on the app's own workers, so a slow model
+	// is bounded by the pipeline's classifier, not by a job deadline.
+	// Required.
+	Classify func(ticketID string)
 	// Customers resolves a ticket's customer, to tell whether a thread reply
 	// comes from the ticket's author and to name customers on cards.
 	Customers CustomerLookup
@@ -90,6 +97,7 @@ type App struct {
 	api       *slack.Client
 	socket    *socketmode.Client
 	tr        *triage.Triager
+	classify  func(ticketID string)
 	customers CustomerLookup
 	kicker    Kicker
 	intake    map[string]bool
@@ -100,11 +108,6 @@ type App struct {
 	clock     triage.Clock
 	botUserID string
 	seen      *eventSet
-
-	mu sync.Mutex
-	// classifying holds the tickets whose classification is queued or
-	// running.
-	classifying map[string]bool
 
 	// Set by Run before any goroutine reads them.
 	runCtx  context.Context
@@ -123,6 +126,9 @@ func New(cfg AppConfig) (*App, error) {
 	if cfg.Triager == nil {
 		missing = append(missing, "Triager")
 	}
+	if cfg.Classify == nil {
+		missing = append(missing, "Classify")
+	}
 	if cfg.Customers == nil {
 		missing = append(missing, "Customers")
 	}
@@ -133,10 +139,9 @@ func New(cfg AppConfig) (*App, error) {
 		return nil, fmt.Errorf("bot: app config: %d workers", cfg.Workers)
 	}
 	a := &App{
-		api: cfg.API, socket: cfg.Socket, tr: cfg.Triager, customers: cfg.Customers, kicker: cfg.Kicker,
-		intake: map[string]bool{}, followUp: cfg.FollowUpAfter, loc: cfg.Location, log: cfg.Logger,
+		api: cfg.API, socket: cfg.Socket, tr: cfg.Triager, classify: cfg.Classify, customers: cfg.Customers,
+		kicker: cfg.Kicker, intake: map[string]bool{}, followUp: cfg.FollowUpAfter, loc: cfg.Location, log: cfg.Logger,
 		workers: cfg.Workers, clock: cfg.Clock, botUserID: cfg.BotUserID, seen: newEventSet(seenEvents),
-		classifying: map[string]bool{},
 	}
 	for _, ch := range cfg.IntakeChannels {
 		a.intake[ch] = true
@@ -369,9 +374,9 @@ func (a *App) isIntake(m *slackevents.MessageEvent) bool {
 
 // intakeMessage stores an intake message, then acknowledges it (SPEC
 // invariant 1: a ticket is committed before its source is acknowledged),
-// then classifies it on the worker pool. The commit runs apart from the
-// pool so that slow classifications never delay an ack. A failed commit is
-// not acked: the event is forgotten and Slack's redelivery tries again.
+// then hands it to Classify. The commit runs apart from the worker pool so
+// that busy workers never delay an ack. A failed commit is not acked: the
+// event is forgotten and Slack's redelivery tries again.
 func (a *App) intakeMessage(work context.Context, req *socketmode.Request, eventID string, m slackevents.MessageEvent) {
 	a.commitSlots <- struct{}{}
 	a.commits.Add(1)
@@ -389,18 +394,19 @@ func (a *App) intakeMessage(work context.Context, req *socketmode.Request, event
 		}
 		a.ack(req, nil)
 		if next != nil {
-			a.enqueue(next)
+			next()
 		}
 	}()
 }
 
-// commitMessage stores a message and returns the work that follows the ack,
-// if any. A top-level message is a new ticket. A thread reply is looked up
-// by creating a ticket keyed on its thread: the store answers ErrDuplicate
+// commitMessage stores a message and returns what follows the ack, if
+// anything: handing a new ticket to Classify, or waking the poster. A
+// top-level message is a new ticket. A thread reply is looked up by
+// creating a ticket keyed on its thread: the store answers ErrDuplicate
 // with the thread's ticket, to which a reply from the ticket's author is
 // appended; other people's replies are ignored. A reply in a thread that is
 // no ticket (its parent came before casebot) becomes a ticket of its own.
-func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (func(context.Context), error) {
+func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (func(), error) {
 	ref := m.Channel + "/" + m.TimeStamp
 	reply := m.ThreadTimeStamp != "" && m.ThreadTimeStamp != m.TimeStamp
 	if reply {
@@ -418,14 +424,15 @@ func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (fu
 	t, err := a.tr.Intake(ctx, in)
 	switch {
 	case err == nil:
-		return a.classifyJob(t.ID, in.Customer), nil
+		return a.classifyLater(t.ID), nil
 	case !errors.Is(err, triage.ErrDuplicate):
 		return nil, fmt.Errorf("store message %s: %w", ref, err)
 	case !reply:
 		// A redelivery. Classify only what an earlier run stored but never
-		// classified; this process drops its own redeliveries by event ID.
+		// classified; a second Classify of the same ticket is refused by
+		// the triager, so one card is posted whatever the timing.
 		if t.State == triage.StateReceived {
-			return a.classifyJob(t.ID, in.Customer), nil
+			return a.classifyLater(t.ID), nil
 		}
 		return nil, nil
 	}
@@ -445,32 +452,11 @@ func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (fu
 	if _, err := a.tr.AppendEntry(ctx, t.ID, entry); err != nil {
 		return nil, fmt.Errorf("append reply %s to ticket %s: %w", m.TimeStamp, t.ID, err)
 	}
-	return func(context.Context) { a.kick() }, nil
+	return a.kick, nil
 }
 
-// classifyJob classifies and routes a stored ticket, then wakes the poster
-// to post its card. It returns nil when the ticket is already being
-// classified here: a second classification would post a second card.
-func (a *App) classifyJob(id string, c triage.Customer) func(context.Context) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.classifying[id] {
-		return nil
-	}
-	a.classifying[id] = true
-	return func(ctx context.Context) {
-		defer func() {
-			a.mu.Lock()
-			delete(a.classifying, id)
-			a.mu.Unlock()
-		}()
-		if _, err := a.tr.Classify(ctx, id, c); err != nil {
-			a.log.Error("bot: classify", "ticket", id, "err", err)
-			return
-		}
-		a.kick()
-	}
-}
+// classifyLater returns the hand-off of a stored ticket to Classify.
+func (a *App) classifyLater(id string) func() { return func() { a.classify(id) } }
 
 // slackTime reads a Slack ts ("1700000000.000100"); zero when it is not one,
 // so that the store's clock is used instead.

@@ -454,11 +454,9 @@ func (s submission) create(ctx context.Context) {
 		s.a.tell(ctx, "", s.user(), "Ticket `"+fit(t.ID, fieldMax)+"` is saved.")
 	}
 	// Slack never redelivers a submission: a duplicate is a second form for
-	// the same message, whose first submission classifies the ticket.
-	if duplicate {
-		return
-	}
-	if job := s.a.classifyJob(t.ID, customer); job != nil {
-		job(ctx)
+	// the same message, whose first submission classified the ticket,
+	// unless that run stopped before it could.
+	if !duplicate || t.State == triage.StateReceived {
+		s.a.classify(t.ID)
 	}
 }
