@@ -64,8 +64,8 @@ type PosterOptions struct {
 	PerChannelInterval time.Duration
 	// MaxAttempts is how many failed attempts a post with a permanent error
 	// (invalid_blocks, channel_not_found, not_in_channel …) gets before it
-	// is dropped with an error log; default 8. Other errors are retried
-	// until they stop.
+	// is dropped (see OnDropped); default 8. Other errors are retried until
+	// they stop.
 	MaxAttempts int
 	// EscalationChannel is where an escalation post with no channel goes.
 	EscalationChannel string
@@ -75,6 +75,16 @@ type PosterOptions struct {
 	// PollInterval is how often the outbox is looked at without a Kick, as
 	// a safety net; default 3s.
 	PollInterval time.Duration
+	// OnDropped, when set, is told of every post the poster gives up on,
+	// with why: a permanent Slack error after MaxAttempts attempts, a ticket
+	// that no longer exists (err wraps triage.ErrNotFound), a kind it cannot
+	// render or no channel to post to. The post is marked done right after,
+	// so a dropped card or customer reply is never posted; the hook is how
+	// people get to know. It runs on the channel's drainer: it should
+	// enqueue its notice and return. A notice about a post whose ticket is
+	// gone must not be a post about that ticket, which would be dropped in
+	// turn.
+	OnDropped func(p triage.Post, err error)
 }
 
 // PosterStats counts what a Poster did since it was made.
@@ -351,12 +361,16 @@ func (p *Poster) deliver(ctx context.Context, w *worker, post triage.Post) bool 
 	}
 }
 
-// drop logs a post that will never be posted. The log line is the record:
-// the ticket's audit trail already holds the change the post announced.
+// drop logs a post that will never be posted and tells OnDropped. The
+// ticket's audit trail already holds the change the post announced; what
+// is lost is that Slack (or the customer) never heard of it.
 func (p *Poster) drop(ctx context.Context, post triage.Post, err error) {
 	p.dropped.Add(1)
 	p.log.ErrorContext(ctx, "dropping post", "channel", post.Channel, "post", post.ID, "kind", post.Kind,
 		"ticket", post.TicketID, "action", post.Action, "attempts", post.Attempts+1, "err", err)
+	if p.opts.OnDropped != nil {
+		p.opts.OnDropped(post, err)
+	}
 }
 
 // finish marks a delivered post done, retrying until the outbox takes it:

@@ -716,7 +716,21 @@ func TestPosterDropsUndeliverable(t *testing.T) {
 	store.put(ok, triage.Post{Kind: "telegram", TicketID: ok.ID, Channel: "C0QUEUE"})
 	store.put(ok, auditPosts(ok.ID, "approved", "U0AGENT01", "", triage.PostThread)...)
 	log, logs := captureLog()
-	p := NewPoster(api, store, store, store, fastPosterOpts(log))
+	opts := fastPosterOpts(log)
+	type drop struct {
+		ticket   string
+		kind     triage.PostKind
+		notFound bool
+		err      string
+	}
+	var mu sync.Mutex
+	var dropped []drop
+	opts.OnDropped = func(post triage.Post, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		dropped = append(dropped, drop{post.TicketID, post.Kind, errors.Is(err, triage.ErrNotFound), err.Error()})
+	}
+	p := NewPoster(api, store, store, store, opts)
 	startPoster(t, p)
 	pollUntil(t, ctx, "outbox outboxEmpty", outboxEmpty(store))
 
@@ -740,6 +754,29 @@ func TestPosterDropsUndeliverable(t *testing.T) {
 	}
 	if strings.Count(out, `msg="dropping post"`) != 3 {
 		t.Errorf("want 3 dropping post lines:\n%s", out)
+	}
+	// The hook hears of each drop with its reason; channels drain apart, so
+	// in no set order between them.
+	mu.Lock()
+	defer mu.Unlock()
+	slices.SortFunc(dropped, func(a, b drop) int { return strings.Compare(a.ticket+string(a.kind), b.ticket+string(b.kind)) })
+	wants := []struct {
+		ticket, kind string
+		notFound     bool
+		reason       string
+	}{
+		{ok.ID, "telegram", false, "telegram"},
+		{"T-ERASED", "thread", true, "T-ERASED"},
+		{"T-GONE", "card", false, "channel_not_found"},
+	}
+	if len(dropped) != len(wants) {
+		t.Fatalf("OnDropped told of %+v, want %d drops", dropped, len(wants))
+	}
+	for i, w := range wants {
+		d := dropped[i]
+		if d.ticket != w.ticket || string(d.kind) != w.kind || d.notFound != w.notFound || !strings.Contains(d.err, w.reason) {
+			t.Errorf("drop %d = %+v, want %+v", i, d, w)
+		}
 	}
 }
 
