@@ -128,6 +128,9 @@ func CardBlocks(t triage.Ticket, opts CardOptions) []slack.Block {
 		blocks = append(blocks, section("*Brief*\n"+fit(t.Brief, briefMax)))
 	}
 	blocks = append(blocks, replyBlock(t))
+	if b := longDraftBlock(t); b != nil {
+		blocks = append(blocks, b)
+	}
 	if b := decisionBlock(t, opts.Last, loc); b != nil {
 		blocks = append(blocks, b)
 	}
@@ -397,6 +400,31 @@ func replyBlock(t triage.Ticket) *slack.SectionBlock {
 	return section("*Draft reply*\n_Drafting…_")
 }
 
+// draftShown reports whether the card shows the whole draft. Approve sends
+// the draft as stored, so it is offered only for text the agent could read
+// on the card.
+func draftShown(t triage.Ticket) bool {
+	return utf8.RuneCountInString(t.Draft) <= draftMax && fit(t.Draft, draftMax) == Escape(t.Draft)
+}
+
+// awaitsDecision reports whether a ticket's card offers Approve, Edit and
+// Escalate. A ticket the rules escalated on arrival has had no decision yet
+// (Reviewed is set by a person's approval or escalation), so it still
+// does.
+func awaitsDecision(t triage.Ticket) bool {
+	return t.State.Open() && t.State != triage.StateReplied && (t.State != triage.StateEscalated || !t.Reviewed)
+}
+
+// longDraftBlock says why a ticket awaiting a decision has no Approve
+// button although it has a draft: the card shows only its start.
+func longDraftBlock(t triage.Ticket) *slack.ContextBlock {
+	if t.Draft == "" || t.Sent != "" || draftShown(t) || !awaitsDecision(t) {
+		return nil
+	}
+	return slack.NewContextBlock("", mrkdwn("✂️ The draft is longer than the card shows, so it cannot be approved "+
+		"from here: use *Edit* to read all of it and send it."))
+}
+
 var decisionLabels = map[string]string{
 	ActionApprove: "✅ Approved and sent", "approved": "✅ Approved and sent",
 	ActionEdit: "✏️ Edited and sent", "edited": "✏️ Edited and sent",
@@ -449,20 +477,19 @@ func button(actionID, label, value string, style slack.Style) *slack.ButtonBlock
 	return slack.NewButtonBlockElement(actionID, value, plain(label)).WithStyle(style)
 }
 
-// actionsBlock offers the buttons the ticket's state allows. A ticket the
-// rules escalated on arrival has had no decision yet (Reviewed is set by a
-// person's approval or escalation), so it still offers Approve, Edit and
-// Escalate. Approve needs a draft to approve.
+// actionsBlock offers the buttons the ticket's state allows (see
+// awaitsDecision). Approve needs a draft to approve, shown whole on the
+// card (draftShown).
 func actionsBlock(t triage.Ticket) *slack.ActionBlock {
 	reopen := button(ActionReopen, "Reopen", t.ID, slack.StyleDefault)
 	switch {
 	case !t.State.Open():
 		return slack.NewActionBlock("", reopen)
-	case t.State == triage.StateReplied, t.State == triage.StateEscalated && t.Reviewed:
+	case !awaitsDecision(t):
 		return slack.NewActionBlock("", button(ActionResolve, "Resolve", t.ID, slack.StylePrimary), reopen)
 	}
 	var elems []slack.BlockElement
-	if t.Draft != "" {
+	if t.Draft != "" && draftShown(t) {
 		elems = append(elems, button(ActionApprove, "Approve", t.ID, slack.StylePrimary))
 	}
 	elems = append(elems,

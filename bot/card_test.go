@@ -148,6 +148,9 @@ func cardCases() []cardCase {
 			contains: []string{"<@U0LEGAL01> <@U0SAFETY1> <!subteam^S0REFUNDS>", "⚖️ *legal*", "🩹 *safety*",
 				"😡 *high_emotion* (model)", "_Drafting…_", "Needs approval authority"},
 			absent: []string{`"action_id": "approve"`}},
+		{name: "long_draft", ticket: longDraftTicket(), opts: CardOptions{Customer: jane},
+			contains: []string{"The draft is longer than the card shows", `"action_id": "edit"`, "…"},
+			absent:   []string{`"action_id": "approve"`, "END OF DRAFT"}},
 		{name: "rules_only", ticket: rulesOnlyTicket(), opts: CardOptions{Customer: triage.Customer{ID: "C-7", Handle: "@parcelwatcher"}},
 			contains: []string{"🛟 *Rules only*", "ollama: context deadline exceeded", "@parcelwatcher"}},
 		{name: "approved", ticket: approvedTicket(),
@@ -379,6 +382,13 @@ func TestMention(t *testing.T) {
 	}
 }
 
+// longDraftTicket has a draft longer than the card shows.
+func longDraftTicket() triage.Ticket {
+	t := refundTicket()
+	t.Draft = strings.Repeat("We are sorry about the cracked jug & will make it right. ", 55) + "END OF DRAFT"
+	return t
+}
+
 func TestCardButtons(t *testing.T) {
 	type btn struct {
 		id    string
@@ -394,6 +404,13 @@ func TestCardButtons(t *testing.T) {
 	}{
 		{triage.StateAwaitingReview, false, "draft", decide},
 		{triage.StateAwaitingReview, false, "", decide[1:]},
+		// Approve sends the draft as stored: only one shown whole.
+		{triage.StateAwaitingReview, false, strings.Repeat("x", draftMax), decide},
+		{triage.StateAwaitingReview, false, strings.Repeat("x", draftMax+1), decide[1:]},
+		{triage.StateAwaitingReview, false, strings.Repeat("x", draftMax-5) + "&", decide}, // "&amp;" just fits
+		{triage.StateAwaitingReview, false, strings.Repeat("x", draftMax-4) + "&", decide[1:]},
+		{triage.StateEscalated, false, strings.Repeat("x", draftMax+1), decide[1:]},
+		{triage.StateReplied, true, strings.Repeat("x", draftMax+1), after},
 		{triage.StateReopened, true, "draft", decide},
 		{triage.StateEscalated, false, "draft", decide},
 		{triage.StateEscalated, true, "draft", after},
@@ -419,7 +436,7 @@ func TestCardButtons(t *testing.T) {
 			got = append(got, btn{b.ActionID, b.Style})
 		}
 		if !slices.Equal(got, tt.want) {
-			t.Errorf("state %s reviewed=%v draft=%q: buttons %v, want %v", tt.state, tt.reviewed, tt.draft, got, tt.want)
+			t.Errorf("state %s reviewed=%v draft of %d: buttons %v, want %v", tt.state, tt.reviewed, len(tt.draft), got, tt.want)
 		}
 	}
 }

@@ -74,6 +74,13 @@ func (a *App) approve(ctx context.Context, channel, user, id string) {
 		a.tell(ctx, channel, user, "Ticket `"+fit(id, fieldMax)+"` has no draft to send yet. Use *Edit* to write the reply.")
 		return
 	}
+	if !draftShown(t) {
+		// The card offers no Approve for such a draft; a click from an
+		// older card must not send text nobody read.
+		a.tell(ctx, channel, user, "The draft of ticket `"+fit(id, fieldMax)+"` is longer than its card shows. "+
+			"Nothing was sent: use *Edit* to read all of it and send it.")
+		return
+	}
 	if _, err := a.tr.Approve(ctx, id, user, t.Draft); err != nil {
 		if errors.Is(err, triage.ErrNotAuthorized) {
 			a.tell(ctx, channel, user, a.refusal(t))

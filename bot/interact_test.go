@@ -106,6 +106,9 @@ func TestButtonFailures(t *testing.T) {
 		want         string
 	}{
 		{"approve without a draft", ActionApprove, func() {}, "has no draft to send yet"},
+		{"approve a draft longer than the card", ActionApprove, func() {
+			h.change(tk.ID, func(x *triage.Ticket) { x.Draft = longDraftTicket().Draft })
+		}, "is longer than its card shows. Nothing was sent: use *Edit*"},
 		{"reopen an open ticket", ActionReopen, func() {}, "is awaiting review, so it can't be reopened now"},
 		{"resolve twice", ActionResolve, func() {
 			if _, err := h.tr.Resolve(t.Context(), tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
@@ -132,6 +135,9 @@ func TestButtonFailures(t *testing.T) {
 		if !strings.Contains(text, tc.want) || strings.Contains(text, "invalid state transition") {
 			t.Errorf("%s: answer = %q, want %q", tc.name, text, tc.want)
 		}
+	}
+	if got := h.get(tk.ID); got.Sent != "" || got.FirstResponseAt != (time.Time{}) {
+		t.Errorf("a refused click sent %q", got.Sent)
 	}
 }
 
