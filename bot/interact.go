@@ -136,6 +136,12 @@ func (a *App) refusal(t triage.Ticket) string {
 // naming the ticket's state when that is why. Errors stay in the log: they
 // may name internals.
 func (a *App) failure(ctx context.Context, id, done string, err error) string {
+	return a.failureWith(ctx, id, done, err, "Nothing was changed")
+}
+
+// failureWith is failure with outcome saying what the failed action left
+// (a sentence without its period).
+func (a *App) failureWith(ctx context.Context, id, done string, err error, outcome string) string {
 	ticket := "Ticket `" + fit(id, fieldMax) + "`"
 	switch {
 	case errors.Is(err, triage.ErrNotFound):
@@ -145,13 +151,15 @@ func (a *App) failure(ctx context.Context, id, done string, err error) string {
 		if t, err := a.tr.Store.Get(ctx, id); err == nil {
 			now = "is " + strings.ReplaceAll(string(t.State), "_", " ")
 		}
-		return ticket + " " + now + ", so it can't be " + done + " now. Nothing was changed."
+		return ticket + " " + now + ", so it can't be " + done + " now. " + outcome + "."
+	case errors.Is(err, triage.ErrNotAuthorized):
+		return ticket + " now needs approval authority, so it can't be " + done + " by you. " + outcome + "."
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		a.log.Warn("bot: action timed out", "ticket", id, "action", done, "err", err)
-		return "casebot took too long to record that. Nothing was changed; please try again."
+		return "casebot took too long to record that. " + outcome + "; please try again."
 	}
 	a.log.Error("bot: action failed", "ticket", id, "action", done, "err", err)
-	return "casebot couldn't record that just now. Nothing was changed; please try again in a moment."
+	return "casebot couldn't record that just now. " + outcome + "; please try again in a moment."
 }
 
 // tell shows text to one person: ephemerally in channel, or in their direct
@@ -325,7 +333,12 @@ func (s submission) ticket(ctx context.Context, block, done string) (triage.Tick
 }
 
 // edit applies the Edit modal: every changed classification field is
-// recorded as an override, then the edited reply is sent.
+// recorded as an override, then the edited reply is sent. Overrides and the
+// approval are separate transactions, so everything that can be checked is
+// checked before the first write: authority, the reply, the ticket's state
+// and every chosen value. What can still fail after that (a concurrent
+// change of the ticket, the store) is told to the person with the reply they
+// typed, which is lost with the form otherwise.
 func (s submission) edit(ctx context.Context) {
 	t, ok := s.ticket(ctx, blockDraft, "sent")
 	if !ok {
@@ -345,26 +358,83 @@ func (s submission) edit(ctx context.Context) {
 		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(ctx, t.ID, "sent", triage.ErrInvalidTransition)})
 		return
 	}
+	changes, errs := classificationChanges(st, t.Classification)
+	if len(errs) > 0 {
+		s.reject(ctx, t.Slack.Channel, errs)
+		return
+	}
 	// Overrides recorded before a later step fails have enqueued posts too.
 	defer s.a.kick()
-	c := t.Classification
-	current := map[string]string{blockType: string(c.Type), blockUrgency: string(c.Urgency),
-		blockSentiment: string(c.Sentiment), blockRisk: string(c.FinancialRisk)}
-	for _, field := range classificationFields {
-		v := stateOption(st, field)
-		if v == "" || v == current[field] {
-			continue
-		}
-		if _, err := s.a.tr.Override(ctx, t.ID, s.user(), field, v); err != nil {
-			s.reject(ctx, t.Slack.Channel, map[string]string{field: s.a.failure(ctx, t.ID, "changed", err)})
+	for i, ch := range changes {
+		if _, err := s.a.tr.Override(ctx, t.ID, s.user(), ch.field, ch.value); err != nil {
+			s.unsent(ctx, t, ch.field, reply, s.a.failureWith(ctx, t.ID, "changed", err, unsentOutcome(changes[:i])))
 			return
 		}
 	}
 	if _, err := s.a.tr.Approve(ctx, t.ID, s.user(), reply); err != nil {
-		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(ctx, t.ID, "sent", err)})
+		s.unsent(ctx, t, blockDraft, reply, s.a.failureWith(ctx, t.ID, "sent", err, unsentOutcome(changes)))
 		return
 	}
 	s.answer(nil)
+}
+
+// override is one classification field the Edit modal changes.
+type override struct{ field, value string }
+
+// fieldValid checks a chosen value of each field the Edit modal offers.
+var fieldValid = map[string]func(string) bool{
+	blockType:      func(v string) bool { return triage.Type(v).Valid() },
+	blockUrgency:   func(v string) bool { return triage.Level(v).Valid() },
+	blockSentiment: func(v string) bool { return triage.Sentiment(v).Valid() },
+	blockRisk:      func(v string) bool { return triage.Level(v).Valid() },
+}
+
+// classificationChanges returns the fields a submitted Edit modal changes,
+// or an error per field whose value is not one of its options (a forged
+// submission), before anything is written.
+func classificationChanges(st *slack.ViewState, c triage.Classification) ([]override, map[string]string) {
+	current := map[string]string{blockType: string(c.Type), blockUrgency: string(c.Urgency),
+		blockSentiment: string(c.Sentiment), blockRisk: string(c.FinancialRisk)}
+	var out []override
+	errs := map[string]string{}
+	for _, field := range classificationFields {
+		v := stateOption(st, field)
+		switch {
+		case v == "" || v == current[field]:
+		case !fieldValid[field](v):
+			errs[field] = "Choose one of the options."
+		default:
+			out = append(out, override{field, v})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// unsentOutcome says what a failed Edit submission left: the reply unsent,
+// and the classification changes recorded before the failure, if any.
+func unsentOutcome(recorded []override) string {
+	if len(recorded) == 0 {
+		return "Nothing was changed"
+	}
+	fields := make([]string, len(recorded))
+	for i, o := range recorded {
+		fields[i] = strings.ReplaceAll(o.field, "_", " ")
+	}
+	return "The reply was not sent; your change of " + strings.Join(fields, ", ") + " was recorded"
+}
+
+// unsent reports an Edit submission whose reply was not sent: on the
+// modal, which still holds the reply, or, when the modal was already
+// closed, in a message that quotes the reply back so it is not lost.
+func (s submission) unsent(ctx context.Context, t triage.Ticket, block, reply, why string) {
+	if s.answer(slack.NewErrorsViewSubmissionResponse(map[string]string{block: why})) {
+		return
+	}
+	s.a.tell(ctx, t.Slack.Channel, s.user(), "Your form was closed before casebot could finish: "+why+
+		"\nHere is the reply you wrote, to copy:\n"+Truncate(quote(Escape(reply)), maxQuotedReply))
 }
 
 // escalate applies the Escalate modal.

@@ -1,7 +1,10 @@
 package bot
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/casebot/casebot/bot/slackfake"
 	"github.com/casebot/casebot/triage"
+	"github.com/casebot/casebot/triage/triagetest"
 )
 
 // viewResponse decodes a view_submission ack's payload.
@@ -196,6 +200,144 @@ func TestEditModal(t *testing.T) {
 		t.Error("the modal stayed open")
 	}
 	h.waitFor("a kick", func() bool { return h.kicks.Load() > kicks })
+}
+
+// failingApprove is a store that fails the update recording a reply as
+// sent, after release is closed when it is set. The update is tried on a
+// copy first, so that the store is not locked while it waits.
+type failingApprove struct {
+	*triagetest.Tickets
+	release chan struct{}
+}
+
+func (f *failingApprove) Update(ctx context.Context, id string, fn func(*triage.Ticket) (triage.AuditEvent, error)) (triage.Ticket, error) {
+	if t, err := f.Tickets.Get(ctx, id); err == nil {
+		if ev, err := fn(&t); err == nil && ev.Action == "approved" {
+			if f.release != nil {
+				<-f.release
+			}
+			return triage.Ticket{}, errors.New("disk full")
+		}
+	}
+	return f.Tickets.Update(ctx, id, fn)
+}
+
+// TestEditModalSendFails: a send that fails after the overrides says so,
+// on the modal when it is open, else in a message quoting the reply back.
+func TestEditModalSendFails(t *testing.T) {
+	const reply = "Sorry <!channel> & co,\nwe refund you today."
+	tests := []struct {
+		name string
+		// hold keeps the approval waiting until the modal was closed.
+		hold     bool
+		wantErrs map[string]string
+		// recorded is whether the type change stays recorded.
+		recorded bool
+		// told are strings of the message sent after the modal closed.
+		told []string
+	}{
+		{name: "modal open", recorded: true,
+			wantErrs: map[string]string{blockDraft: "couldn't record that just now. The reply was not sent; " +
+				"your change of type was recorded; please try again in a moment."}},
+		{name: "modal closed", hold: true, recorded: true,
+			told: []string{"Your form was closed before casebot could finish", "The reply was not sent; your change of type was recorded",
+				"Here is the reply you wrote, to copy:\n> Sorry &lt;!channel&gt; &amp; co,\n> we refund you today."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &failingApprove{}
+			if tc.hold {
+				store.release = make(chan struct{})
+			}
+			h := newAppHarness(t, harnessOpts{wrap: func(s *triagetest.Tickets) triage.Tickets {
+				store.Tickets = s
+				return store
+			}})
+			tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+			tk = h.drafted(tk.ID)
+			h.change(tk.ID, func(x *triage.Ticket) { x.Slack = triage.SlackRef{Channel: x.Route.Channel, TS: "1772442000.000100"} })
+			h.click(tk.ID, ActionEdit, agentUser)
+			v := h.modal(1)
+			values := map[string]map[string]slackfake.Input{
+				blockDraft: {blockDraft: {Value: reply}},
+				blockType:  {blockType: {Value: string(triage.TypeBilling)}},
+			}
+			if tc.hold {
+				// The ack comes when the handler has taken too long.
+				go func() {
+					h.waitFor("modal closed", func() bool { return closedView(h, v.ID) })
+					close(store.release)
+				}()
+			}
+			r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values}))
+			if tc.wantErrs != nil {
+				if r.ResponseAction != slack.RAErrors || len(r.Errors) != len(tc.wantErrs) {
+					t.Fatalf("submit answered %+v, want errors %v", r, tc.wantErrs)
+				}
+				for block, want := range tc.wantErrs {
+					if !strings.Contains(r.Errors[block], want) {
+						t.Errorf("error on %s = %q, want %q", block, r.Errors[block], want)
+					}
+				}
+			}
+			if tc.told != nil {
+				if r.ResponseAction != "" {
+					t.Errorf("submit answered %+v after the modal was closed", r)
+				}
+				h.waitFor("a message", func() bool { return len(h.ephemeralsTo(agentUser)) == 1 })
+				e := h.ephemeralsTo(agentUser)[0]
+				for _, want := range tc.told {
+					if !strings.Contains(e.Text, want) {
+						t.Errorf("message %q lacks %q", e.Text, want)
+					}
+				}
+				if e.Channel != tk.Route.Channel {
+					t.Errorf("message in %s, want the card's channel", e.Channel)
+				}
+			}
+			got := h.get(tk.ID)
+			if got.State != tk.State || got.Sent != "" {
+				t.Errorf("state %s, sent %q: want the reply unsent", got.State, got.Sent)
+			}
+			if recorded := len(got.Overrides) == 1 && got.Classification.Type == triage.TypeBilling; recorded != tc.recorded ||
+				len(got.Overrides) > 1 {
+				t.Errorf("overrides %+v, want the type change recorded: %v", got.Overrides, tc.recorded)
+			}
+		})
+	}
+}
+
+// TestClassificationChanges: the Edit modal's changes are read and checked
+// before anything is written; one value that is not an option (a forged
+// submission) rejects them all.
+func TestClassificationChanges(t *testing.T) {
+	c := refundTicket().Classification
+	state := func(kv ...string) *slack.ViewState {
+		st := &slack.ViewState{Values: map[string]map[string]slack.BlockAction{}}
+		for i := 0; i < len(kv); i += 2 {
+			st.Values[kv[i]] = map[string]slack.BlockAction{kv[i]: {SelectedOption: slack.OptionBlockObject{Value: kv[i+1]}}}
+		}
+		return st
+	}
+	tests := []struct {
+		name string
+		st   *slack.ViewState
+		want []override
+		errs map[string]string
+	}{
+		{"nothing chosen", state(), nil, nil},
+		{"unchanged", state(blockType, string(c.Type), blockUrgency, string(c.Urgency)), nil, nil},
+		{"two changes", state(blockRisk, "high", blockType, "billing", blockSentiment, string(c.Sentiment)),
+			[]override{{blockType, "billing"}, {blockRisk, "high"}}, nil},
+		{"forged value", state(blockType, "billing", blockUrgency, "urgent!!"), nil,
+			map[string]string{blockUrgency: "Choose one of the options."}},
+	}
+	for _, tt := range tests {
+		got, errs := classificationChanges(tt.st, c)
+		if !slices.Equal(got, tt.want) || !maps.Equal(errs, tt.errs) {
+			t.Errorf("%s: changes %v, errors %v; want %v, %v", tt.name, got, errs, tt.want, tt.errs)
+		}
+	}
 }
 
 // findInput returns the plain text input of a view's input block.

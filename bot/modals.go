@@ -50,6 +50,11 @@ const (
 	maxOptionValue = 150  // an option's value
 	summaryMax     = 600  // the customer message quoted atop a modal
 	noteMax        = 2000 // free-text notes and reasons
+	// maxQuotedReply bounds a reply quoted back in a message, under
+	// Slack's 40,000 characters of message text. A modal's reply of
+	// maxInputValue characters fits it even escaped and quoted (at most
+	// 5 + 2 characters for each).
+	maxQuotedReply = 7 * maxInputValue
 )
 
 // manualChannels are the channels a manual ticket can come from, with their
