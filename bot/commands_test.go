@@ -154,6 +154,10 @@ func TestSlashNew(t *testing.T) {
 		t.Fatalf("%d tickets after a refused form", n)
 	}
 	r = viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser, Values: values("Jane <Jane@Example.com>", "89.99")}))
+	h.waitFor("the ticket classified", func() bool {
+		all := h.store.All()
+		return len(all) == 1 && all[0].State != triage.StateReceived
+	})
 	h.stop()
 	all := h.store.All()
 	if len(all) != 1 {

@@ -479,6 +479,10 @@ func TestShortcutTwice(t *testing.T) {
 				blockText:     {blockText: {Value: text.InitialValue}},
 			}})))
 	}
+	h.waitFor("the ticket classified", func() bool {
+		all := h.store.All()
+		return len(all) > 0 && all[0].State != triage.StateReceived
+	})
 	h.stop()
 	all := h.store.All()
 	if len(all) != 1 {
