@@ -39,6 +39,10 @@ const (
 	// doubt is always the oldest pending one, so it is among the channel's
 	// latest messages unless people wrote this many since.
 	historyLimit = 50
+	// threadPage and threadPages bound the search of a thread for a reply
+	// that may already be in Slack: a ticket's thread is far shorter.
+	threadPage  = 200
+	threadPages = 10
 	// pendingBatch is how many posts a channel reads from the outbox at once.
 	pendingBatch = 16
 )
@@ -109,12 +113,13 @@ type PosterStats struct {
 // channel never holds up another, paced at PerChannelInterval and honouring
 // Retry-After. Each post is rendered from the ticket as it is when posted.
 //
-// A card or escalation is posted exactly once across restarts: it carries
-// metadata naming its outbox post, and before posting the oldest pending
-// post of a channel after start, or after an error that leaves unknown
-// whether Slack took the message (a timeout, a 5xx), the poster looks for
-// it in the channel's recent history and, when found, marks it done
-// instead of posting it again.
+// A message is posted exactly once across restarts: it carries metadata
+// naming its outbox post, and before posting the oldest pending post of a
+// channel after start, or after an error that leaves unknown whether Slack
+// took the message (a timeout, a 5xx), the poster looks for it (a card or
+// escalation in the channel's recent history, a thread reply or customer
+// reply in its thread) and, when found, marks it done instead of posting it
+// again.
 type Poster struct {
 	api       *slack.Client
 	outbox    triage.Outbox
@@ -519,10 +524,8 @@ func (p *Poster) post(ctx context.Context, w *worker, post triage.Post, t triage
 	if channel == "" {
 		return triage.SlackRef{}, fmt.Errorf("post %s of ticket %s: no channel: %w", post.ID, t.ID, errDrop)
 	}
-	// Thread replies are not in conversations.history, so only top-level
-	// messages can be looked for; a thread reply in doubt is posted again.
-	if threadTS == "" && !p.isClean(w.channel) {
-		ref, found, err := p.findPosted(ctx, channel, post.ID)
+	if !p.isClean(w.channel) {
+		ref, found, err := p.findPosted(ctx, channel, threadTS, post.ID)
 		if err != nil {
 			return triage.SlackRef{}, err
 		}
@@ -559,30 +562,77 @@ func (p *Poster) post(ctx context.Context, w *worker, post triage.Post, t triage
 	return triage.SlackRef{Channel: firstOf(gotChannel, channel), TS: ts}, nil
 }
 
-// findPosted looks for the bot's message carrying post ID id among the
-// channel's latest messages. A Slack refusal to answer (missing scope, not
-// in channel) is logged and reported as not found: the check is a guard
-// against duplicates and must not stop posting.
-func (p *Poster) findPosted(ctx context.Context, channel, id string) (triage.SlackRef, bool, error) {
+// findPosted looks for the bot's message carrying post ID id: in thread
+// threadTS when it is set (thread replies are not in conversations.history),
+// else among the channel's latest messages. A Slack refusal to answer
+// (missing scope, not in channel) is logged and reported as not found: the
+// check is a guard against duplicates and must not stop posting.
+func (p *Poster) findPosted(ctx context.Context, channel, threadTS, id string) (triage.SlackRef, bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	res, err := p.api.GetConversationHistoryContext(cctx, &slack.GetConversationHistoryParameters{
-		ChannelID: channel, Limit: historyLimit, IncludeAllMetadata: true,
-	})
+	var ts string
+	var err error
+	where := "history of " + channel
+	if threadTS == "" {
+		ts, err = p.findInHistory(cctx, channel, id)
+	} else {
+		where = "thread " + threadTS + " in " + channel
+		ts, err = p.findInThread(cctx, channel, threadTS, id)
+	}
 	var refused slack.SlackErrorResponse
 	switch {
 	case errors.As(err, &refused) && !unknownOutcome(err):
-		p.log.Warn("cannot read channel history to avoid a duplicate; posting", "channel", channel, "post", id, "err", err)
+		p.log.Warn("cannot read Slack to avoid a duplicate; posting", "where", where, "post", id, "err", err)
 		return triage.SlackRef{}, false, nil
 	case err != nil:
-		return triage.SlackRef{}, false, fmt.Errorf("read history of %s: %w", channel, err)
+		return triage.SlackRef{}, false, fmt.Errorf("read %s: %w", where, err)
+	case ts == "":
+		return triage.SlackRef{}, false, nil
 	}
-	for _, m := range res.Messages {
+	return triage.SlackRef{Channel: channel, TS: ts}, true, nil
+}
+
+// findInHistory returns the ts of the message carrying post ID id among
+// the channel's latest historyLimit messages, or "".
+func (p *Poster) findInHistory(ctx context.Context, channel, id string) (string, error) {
+	res, err := p.api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+		ChannelID: channel, Limit: historyLimit, IncludeAllMetadata: true,
+	})
+	if err != nil {
+		return "", err
+	}
+	return carrying(res.Messages, id), nil
+}
+
+// findInThread returns the ts of the message carrying post ID id in a
+// thread, or "". Slack answers a thread oldest first, so the whole thread
+// is read, up to threadPages pages.
+func (p *Poster) findInThread(ctx context.Context, channel, threadTS, id string) (string, error) {
+	params := &slack.GetConversationRepliesParameters{ChannelID: channel, Timestamp: threadTS,
+		Limit: threadPage, IncludeAllMetadata: true}
+	for range threadPages {
+		msgs, more, cursor, err := p.api.GetConversationRepliesContext(ctx, params)
+		if err != nil {
+			return "", err
+		}
+		if ts := carrying(msgs, id); ts != "" || !more {
+			return ts, nil
+		}
+		params.Cursor = cursor
+	}
+	p.log.Warn("thread too long to search for a duplicate; posting", "channel", channel, "thread", threadTS, "post", id)
+	return "", nil
+}
+
+// carrying returns the ts of the message whose casebot metadata names post
+// ID id, or "".
+func carrying(msgs []slack.Message, id string) string {
+	for _, m := range msgs {
 		if m.Metadata.EventType == MetadataEventType && m.Metadata.EventPayload["post_id"] == id {
-			return triage.SlackRef{Channel: channel, TS: m.Timestamp}, true, nil
+			return m.Timestamp
 		}
 	}
-	return triage.SlackRef{}, false, nil
+	return ""
 }
 
 // pace waits until the channel may be written to again and books the next

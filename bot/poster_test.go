@@ -557,6 +557,69 @@ func TestPoster5xxRetried(t *testing.T) {
 	}
 }
 
+// TestPosterThreadReplyOnce: a thread reply or customer reply whose post
+// Slack stored but answered with a 5xx is found in its thread, not posted
+// again.
+func TestPosterThreadReplyOnce(t *testing.T) {
+	tests := []struct {
+		name    string
+		kind    triage.PostKind
+		channel string
+	}{
+		{"thread reply", triage.PostThread, "C0QUEUE"},
+		{"customer reply", triage.PostCustomerReply, "C0INTAKE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := posterCtx(t)
+			f, api := posterFake(t, slackfake.Options{PostRate: -1})
+			_, cardTS, err := api.PostMessageContext(ctx, "C0QUEUE", slack.MsgOptionText("card", false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, original, err := api.PostMessageContext(ctx, "C0INTAKE", slack.MsgOptionText("customer", false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Earlier replies in the thread, to be read past.
+			for i := range 3 {
+				if _, _, err := api.PostMessageContext(ctx, tc.channel, slack.MsgOptionText(fmt.Sprint("earlier ", i), false),
+					slack.MsgOptionTS(map[string]string{"C0QUEUE": cardTS, "C0INTAKE": original}[tc.channel])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			store := newMemStore()
+			tk := refundTicket()
+			tk.Source, tk.ReplyTo, tk.Slack = triage.SourceSlack, "C0INTAKE/"+original, triage.SlackRef{Channel: "C0QUEUE", TS: cardTS}
+			tk.State, tk.Sent = triage.StateReplied, "Refunded, sorry!"
+			post := auditPosts(tk.ID, "approved", "U0AGENT01", "reply 16 chars", triage.PostThread)[0]
+			if tc.kind == triage.PostCustomerReply {
+				post = triage.Post{Kind: triage.PostCustomerReply, TicketID: tk.ID, Channel: "C0INTAKE", ThreadTS: original,
+					Actor: "U0AGENT01", Text: tk.Sent}
+			}
+			store.put(tk, post)
+			f.FailAfterNext("chat.postMessage", http.StatusGatewayTimeout)
+			log, _ := captureLog()
+			p := NewPoster(api, store, store, store, fastPosterOpts(log))
+			startPoster(t, p)
+			pollUntil(t, ctx, "reply delivered", outboxEmpty(store))
+
+			ids := postIDs(t, f.Messages(tc.channel))
+			if n := countOf(ids, "P0001"); n != 1 {
+				t.Errorf("%s holds post P0001 %d times (%v), want once", tc.channel, n, ids)
+			}
+			if s := p.Stats(); s.Failed != 1 || s.Recovered != 1 || s.Posted != 0 {
+				t.Errorf("stats %+v, want one failure, then the reply recovered from its thread", s)
+			}
+			// Once before the first attempt (nothing is known after start),
+			// once after the 5xx.
+			if n := len(f.Calls("conversations.replies")); n != 2 {
+				t.Errorf("%d thread look-ups, want 2", n)
+			}
+		})
+	}
+}
+
 // TestPosterRestart covers the process dying, or the outbox failing, between
 // a successful chat.postMessage and its Done: no card is posted twice.
 func TestPosterRestart(t *testing.T) {

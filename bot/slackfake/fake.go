@@ -355,9 +355,11 @@ type Fake struct {
 	buckets      map[string]*bucket
 	rateLimited  int
 	failNext     map[string][]int
-	slow         map[string]time.Duration
-	users        map[string]User
-	channels     map[string]bool
+	// failAfterNext queues failures answered after the call took effect.
+	failAfterNext map[string][]int
+	slow          map[string]time.Duration
+	users         map[string]User
+	channels      map[string]bool
 
 	tickets     map[string]bool
 	conns       []*conn
@@ -375,18 +377,19 @@ type Fake struct {
 // New starts a Fake on a loopback port. Close it when done.
 func New(opts Options) *Fake {
 	f := &Fake{
-		opts:         opts.withDefaults(),
-		changed:      make(chan struct{}),
-		byTS:         map[string]*Message{},
-		responseURLs: map[string]*responseURL{},
-		triggers:     map[string]*trigger{},
-		buckets:      map[string]*bucket{},
-		failNext:     map[string][]int{},
-		slow:         map[string]time.Duration{},
-		users:        map[string]User{},
-		channels:     map[string]bool{},
-		tickets:      map[string]bool{},
-		stop:         make(chan struct{}),
+		opts:          opts.withDefaults(),
+		changed:       make(chan struct{}),
+		byTS:          map[string]*Message{},
+		responseURLs:  map[string]*responseURL{},
+		triggers:      map[string]*trigger{},
+		buckets:       map[string]*bucket{},
+		failNext:      map[string][]int{},
+		failAfterNext: map[string][]int{},
+		slow:          map[string]time.Duration{},
+		users:         map[string]User{},
+		channels:      map[string]bool{},
+		tickets:       map[string]bool{},
+		stop:          make(chan struct{}),
 	}
 	for _, u := range f.opts.Users {
 		f.users[u.ID] = u
@@ -598,6 +601,17 @@ func (f *Fake) FailNext(method string, status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failNext[method] = append(f.failNext[method], status)
+}
+
+// FailAfterNext makes the next Web API call to method take effect (a post
+// is stored, a view opened) and then answer with HTTP status and an HTML
+// body, as when Slack's edge gives up on a call its backend completed: the
+// client cannot tell whether the call worked. Calls queue like FailNext's,
+// which fails a call before it takes effect.
+func (f *Fake) FailAfterNext(method string, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failAfterNext[method] = append(f.failAfterNext[method], status)
 }
 
 // Slow delays every call to method by d of real time before it is handled,

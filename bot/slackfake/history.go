@@ -13,6 +13,9 @@ import (
 const (
 	defaultHistoryLimit = 100
 	maxHistoryLimit     = 999
+	// defaultRepliesLimit and maxRepliesLimit are conversations.replies'.
+	defaultRepliesLimit = 1000
+	maxRepliesLimit     = 1000
 	// maxMetadataBytes is the size above which Slack refuses metadata
 	// (metadata_too_large).
 	maxMetadataBytes = 8000
@@ -156,6 +159,83 @@ func (f *Fake) conversationsHistory(q *request) reply {
 		messages = append(messages, out)
 	}
 	body := map[string]any{"messages": messages, "has_more": next != "", "pin_count": 0}
+	if next != "" {
+		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
+	}
+	return ok(body)
+}
+
+// conversationsReplies answers a thread, oldest first as Slack does: the
+// parent named by ts, then its replies; deleted messages are left out.
+// latest and oldest bound the ts range (exclusive unless inclusive is set),
+// limit and cursor page through it, and metadata is included only with
+// include_all_metadata. A ts that names no message gives thread_not_found.
+func (f *Fake) conversationsReplies(q *request) reply {
+	channel, ts := q.str("channel"), q.str("ts")
+	if ts == "" {
+		return fail("invalid_arguments")
+	}
+	limit := defaultRepliesLimit
+	if v := q.str("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fail("invalid_limit")
+		}
+		if n > 0 {
+			limit = min(n, maxRepliesLimit)
+		}
+	}
+	latest, valid := historyBound(q, "latest", 1<<62)
+	if !valid {
+		return fail("invalid_ts_latest")
+	}
+	oldest, valid := historyBound(q, "oldest", 0)
+	if !valid {
+		return fail("invalid_ts_oldest")
+	}
+	oldestIncl := boolParam(q, "inclusive")
+	latestIncl := oldestIncl
+	if c := q.str("cursor"); c != "" {
+		raw, err := base64.StdEncoding.DecodeString(c)
+		next, found := strings.CutPrefix(string(raw), "next_ts:")
+		us, valid := tsMicros(next)
+		if err != nil || !found || !valid {
+			return fail("invalid_cursor")
+		}
+		// The cursor names the first message of the next page.
+		oldest, oldestIncl = us, true
+	}
+	withMetadata := boolParam(q, "include_all_metadata")
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.channelExists(channel) {
+		return fail("channel_not_found")
+	}
+	if parent := f.findMessage(channel, ts); parent == nil || parent.Deleted {
+		return fail("thread_not_found")
+	}
+	messages := []map[string]any{}
+	var next string
+	for _, m := range f.messages {
+		if m.Channel != channel || m.Deleted || (m.TS != ts && m.ThreadTS != ts) {
+			continue
+		}
+		us, _ := tsMicros(m.TS)
+		if us > latest || us < oldest || (!latestIncl && us == latest) || (!oldestIncl && us == oldest) {
+			continue
+		}
+		if len(messages) == limit {
+			next = m.TS
+			break
+		}
+		out := messageJSON(m)
+		if !withMetadata {
+			delete(out, "metadata")
+		}
+		messages = append(messages, out)
+	}
+	body := map[string]any{"messages": messages, "has_more": next != ""}
 	if next != "" {
 		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
 	}

@@ -174,3 +174,121 @@ func TestMetadataValidation(t *testing.T) {
 		t.Errorf("metadata after update %s", m.Metadata)
 	}
 }
+
+func TestConversationsReplies(t *testing.T) {
+	clock := slackfake.NewManualClock(t0)
+	f := newFake(t, slackfake.Options{Clock: clock, PostRate: -1, Channels: []string{"C1"}})
+	api := botClient(f)
+	ctx := testCtx(t)
+
+	post := func(text, thread string, opts ...slack.MsgOption) string {
+		t.Helper()
+		opts = append(opts, slack.MsgOptionText(text, false))
+		if thread != "" {
+			opts = append(opts, slack.MsgOptionTS(thread))
+		}
+		_, ts, err := api.PostMessageContext(ctx, "C1", opts...)
+		if err != nil {
+			t.Fatalf("post %s: %v", text, err)
+		}
+		clock.Advance(time.Second)
+		return ts
+	}
+	parent := post("parent", "")
+	other := post("other thread", "")
+	var replies []string
+	for i, text := range []string{"r1", "r2", "r3"} {
+		var opts []slack.MsgOption
+		if i == 1 {
+			opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{EventType: "casebot_post",
+				EventPayload: map[string]any{"post_id": "P9"}}))
+		}
+		replies = append(replies, post(text, parent, opts...))
+	}
+	post("elsewhere", other)
+	post("top level", "")
+
+	tests := []struct {
+		name     string
+		params   slack.GetConversationRepliesParameters
+		want     []string
+		hasMore  bool
+		metadata bool
+	}{
+		{name: "the thread, oldest first", want: []string{"parent", "r1", "r2", "r3"}},
+		{name: "with metadata", params: slack.GetConversationRepliesParameters{IncludeAllMetadata: true},
+			want: []string{"parent", "r1", "r2", "r3"}, metadata: true},
+		{name: "limit", params: slack.GetConversationRepliesParameters{Limit: 2},
+			want: []string{"parent", "r1"}, hasMore: true},
+		{name: "oldest exclusive", params: slack.GetConversationRepliesParameters{Oldest: replies[0]},
+			want: []string{"r2", "r3"}},
+		{name: "latest inclusive", params: slack.GetConversationRepliesParameters{Latest: replies[1], Inclusive: true},
+			want: []string{"parent", "r1", "r2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.params
+			p.ChannelID, p.Timestamp = "C1", parent
+			msgs, hasMore, _, err := api.GetConversationRepliesContext(ctx, &p)
+			if err != nil {
+				t.Fatalf("replies: %v", err)
+			}
+			if got := historyTexts(msgs); !slices.Equal(got, tc.want) {
+				t.Errorf("messages %q, want %q", got, tc.want)
+			}
+			if hasMore != tc.hasMore {
+				t.Errorf("has_more %v, want %v", hasMore, tc.hasMore)
+			}
+			for _, m := range msgs {
+				hasMeta := m.Metadata.EventType != ""
+				switch {
+				case m.Text == "r2" && tc.metadata && m.Metadata.EventPayload["post_id"] != "P9":
+					t.Errorf("metadata %+v, want post_id P9", m.Metadata)
+				case m.Text == "r2" && !tc.metadata && hasMeta, m.Text != "r2" && hasMeta:
+					t.Errorf("message %q has metadata %+v", m.Text, m.Metadata)
+				}
+				if m.Text != "parent" && m.ThreadTimestamp != parent {
+					t.Errorf("reply %q in thread %q, want %q", m.Text, m.ThreadTimestamp, parent)
+				}
+			}
+		})
+	}
+
+	t.Run("cursor pages through", func(t *testing.T) {
+		var got []string
+		p := slack.GetConversationRepliesParameters{ChannelID: "C1", Timestamp: parent, Limit: 3}
+		for range 5 {
+			msgs, hasMore, cursor, err := api.GetConversationRepliesContext(ctx, &p)
+			if err != nil {
+				t.Fatalf("replies: %v", err)
+			}
+			got = append(got, historyTexts(msgs)...)
+			if !hasMore {
+				break
+			}
+			p.Cursor = cursor
+		}
+		if want := []string{"parent", "r1", "r2", "r3"}; !slices.Equal(got, want) {
+			t.Errorf("paged messages %q, want %q", got, want)
+		}
+	})
+
+	errs := []struct {
+		name   string
+		params slack.GetConversationRepliesParameters
+		want   string
+	}{
+		{"unknown channel", slack.GetConversationRepliesParameters{ChannelID: "C9", Timestamp: parent}, "channel_not_found"},
+		{"unknown thread", slack.GetConversationRepliesParameters{ChannelID: "C1", Timestamp: "1.000001"}, "thread_not_found"},
+		{"no ts", slack.GetConversationRepliesParameters{ChannelID: "C1"}, "invalid_arguments"},
+		{"bad cursor", slack.GetConversationRepliesParameters{ChannelID: "C1", Timestamp: parent, Cursor: "!!"}, "invalid_cursor"},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := api.GetConversationRepliesContext(ctx, &tc.params)
+			if got := slackErr(err); got != tc.want {
+				t.Errorf("error %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -91,6 +91,7 @@ var webMethods = map[string]func(*Fake, *request) reply{
 	"chat.update":                  (*Fake).chatUpdate,
 	"chat.postEphemeral":           (*Fake).chatPostEphemeral,
 	"conversations.history":        (*Fake).conversationsHistory,
+	"conversations.replies":        (*Fake).conversationsReplies,
 	"views.open":                   (*Fake).viewsOpen,
 	"views.update":                 (*Fake).viewsUpdate,
 	"views.publish":                (*Fake).viewsPublish,
@@ -131,14 +132,7 @@ func (f *Fake) preflight(w http.ResponseWriter, r *http.Request, call *Call) boo
 	status := queue[0]
 	f.failNext[call.Method] = queue[1:]
 	f.mu.Unlock()
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.Header().Set("Content-Type", "text/html")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "<html><body>%d %s</body></html>", status, http.StatusText(status))
-	call.Status = status
-	call.Error = http.StatusText(status)
+	failHTML(w, call, status)
 	f.record(*call)
 	return false
 }
@@ -175,7 +169,40 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 			rep = handler(f, q)
 		}
 	}
+	if f.failAfter(w, &call) {
+		return
+	}
 	f.answer(w, call, rep)
+}
+
+// failAfter applies FailAfterNext to a call that was handled: it answers
+// the HTTP failure instead of the handler's reply and reports true.
+func (f *Fake) failAfter(w http.ResponseWriter, call *Call) bool {
+	f.mu.Lock()
+	queue := f.failAfterNext[call.Method]
+	if len(queue) == 0 {
+		f.mu.Unlock()
+		return false
+	}
+	status := queue[0]
+	f.failAfterNext[call.Method] = queue[1:]
+	f.mu.Unlock()
+	failHTML(w, call, status)
+	f.record(*call)
+	return true
+}
+
+// failHTML answers an HTTP failure with an HTML body, as Slack's edge does
+// on outages, and notes it on call.
+func failHTML(w http.ResponseWriter, call *Call, status int) {
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<html><body>%d %s</body></html>", status, http.StatusText(status))
+	call.Status = status
+	call.Error = http.StatusText(status)
 }
 
 // authorize checks the token; a zero reply means the call may proceed.

@@ -400,6 +400,23 @@ func TestFaults(t *testing.T) {
 		t.Errorf("failed posts must not be stored: %+v", f.Messages("C1"))
 	}
 
+	// A failure after the fact: the post is stored all the same.
+	f.FailAfterNext("chat.postMessage", http.StatusGatewayTimeout)
+	_, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("stored", false))
+	var sc slack.StatusCodeError
+	if !errors.As(err, &sc) || sc.Code != http.StatusGatewayTimeout {
+		t.Errorf("post failing after the fact: %v, want StatusCodeError 504", err)
+	}
+	if msgs := f.Messages("C1"); len(msgs) != 2 || msgs[1].Text != "stored" {
+		t.Errorf("a post failing after the fact must be stored: %+v", msgs)
+	}
+	if calls := f.Calls("chat.postMessage"); calls[len(calls)-1].Status != http.StatusGatewayTimeout {
+		t.Errorf("recorded call %+v, want status 504", calls[len(calls)-1])
+	}
+	if _, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("x", false)); err != nil {
+		t.Errorf("post after the failure: %v", err)
+	}
+
 	f.Slow("auth.test", time.Hour)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
