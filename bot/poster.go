@@ -89,6 +89,12 @@ type PosterOptions struct {
 	// gone must not be a post about that ticket, which would be dropped in
 	// turn.
 	OnDropped func(p triage.Post, err error)
+	// Alerts, when set, records a pattern alert as sent once Slack has its
+	// post (or it is dropped), before the post leaves the outbox, so that
+	// a stop between the Scheduler's enqueue and its own mark cannot have
+	// the alert raised again (see Scheduler.checkPatterns). casebot run
+	// passes the store.
+	Alerts triage.Alerts
 }
 
 // PosterStats counts what a Poster did since it was made.
@@ -379,18 +385,38 @@ func (p *Poster) drop(ctx context.Context, post triage.Post, err error) {
 }
 
 // finish marks a delivered post done, retrying until the outbox takes it:
-// posting it again would duplicate it. It reports false when ctx ended
-// first; the post is then found in Slack's history after a restart.
+// posting it again would duplicate it. A pattern alert is recorded sent
+// first (PosterOptions.Alerts). It reports false when ctx ended first; the
+// post is then found in Slack after a restart.
 func (p *Poster) finish(ctx context.Context, post triage.Post, ref triage.SlackRef) bool {
+	if key := alertKeyOf(post); key != "" && p.opts.Alerts != nil {
+		ok := p.persist(ctx, post, "mark alert sent", func() error {
+			return p.opts.Alerts.MarkAlertSent(ctx, key, p.opts.Clock.Now())
+		})
+		if !ok {
+			return false
+		}
+	}
+	return p.persist(ctx, post, "mark post done", func() error {
+		if err := p.outbox.Done(ctx, post, ref); !errors.Is(err, triage.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+// persist retries a store write about a delivered post until it succeeds,
+// reporting false when ctx ended first.
+func (p *Poster) persist(ctx context.Context, post triage.Post, what string, write func() error) bool {
 	for attempt := 1; ; attempt++ {
-		err := p.outbox.Done(ctx, post, ref)
-		if err == nil || errors.Is(err, triage.ErrNotFound) {
+		err := write()
+		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		p.log.Warn("mark post done", "post", post.ID, "ticket", post.TicketID, "attempt", attempt, "err", err)
+		p.log.Warn(what, "post", post.ID, "ticket", post.TicketID, "attempt", attempt, "err", err)
 		if !sleep(ctx, p.backoff(attempt)) {
 			return false
 		}

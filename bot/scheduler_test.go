@@ -663,3 +663,70 @@ func TestPatternAlertSkippedWhenSentUnknown(t *testing.T) {
 		t.Errorf("%d alerts posted while the alert record was unreadable", n)
 	}
 }
+
+// TestPatternAlertRestartInBetween stops a run between the enqueue of an
+// alert and its mark: whether the poster delivered the alert before the
+// stop, or Slack took it just as the poster stopped, the next run posts
+// nothing more.
+func TestPatternAlertRestartInBetween(t *testing.T) {
+	tests := []struct {
+		name string
+		// inSlack: the poster had posted the alert but neither marked it
+		// sent nor done; else it had finished with it.
+		inSlack bool
+	}{
+		{name: "delivered before the stop"},
+		{name: "in Slack, not done", inSlack: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newSchedHarness(t, schedT0)
+			ids := h.alertTickets("double_charge", 3)
+			key := triage.AlertKey("double_charge", h.get(ids[0]).ReceivedAt)
+			detail, _ := json.Marshal(alertDetail{Key: key, RootCause: "double_charge"})
+			if err := h.store.Enqueue(context.Background(), triage.Post{Kind: triage.PostCustomerReply, TicketID: ids[2],
+				Channel: opsChannel, Action: ActionPatternAlert, Actor: triage.ActorSystem, Detail: string(detail)}); err != nil {
+				t.Fatal(err)
+			}
+			log, _ := captureLog()
+			opts := fastPosterOpts(log)
+			opts.Alerts = h.store
+			drain := func() *Poster {
+				p := NewPoster(h.api, h.store, h.store, h.store, opts)
+				stop := startPoster(t, p)
+				h.waitFor("the alert delivered", func() bool { return len(h.alertPosts()) == 0 })
+				stop()
+				return p
+			}
+			if tc.inSlack {
+				_, _, err := h.api.PostMessage(opsChannel, slack.MsgOptionText("alert", false),
+					slack.MsgOptionMetadata(slack.SlackMetadata{EventType: MetadataEventType,
+						EventPayload: map[string]any{"post_id": h.alertPosts()[0].ID, "ticket_id": ids[2]}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				drain()
+				if sent, _ := h.store.AlertSent(context.Background(), key); !sent {
+					t.Fatal("the poster did not mark the alert sent")
+				}
+			}
+
+			s := h.start(h.config()) // Start looks for alerts at once
+			if tc.inSlack {
+				if p := drain(); p.Stats().Recovered != 1 || p.Stats().Posted != 0 {
+					t.Errorf("poster stats %+v, want the alert found in Slack", p.Stats())
+				}
+			}
+			if n := len(h.alertPosts()); n != 0 || s.Stats().AlertsSent != 0 {
+				t.Errorf("%d alert posts pending, %d raised after the restart; want none", n, s.Stats().AlertsSent)
+			}
+			if n := len(h.fake.Messages(opsChannel)); n != 1 {
+				t.Errorf("%d messages in the ops channel, want the alert once", n)
+			}
+			if sent, _ := h.store.AlertSent(context.Background(), key); !sent {
+				t.Error("alert not marked sent")
+			}
+		})
+	}
+}

@@ -304,14 +304,26 @@ type alertTicket struct {
 	Channel string `json:"channel,omitempty"`
 }
 
-// checkPatterns enqueues the pattern alerts due now that were not sent.
-// Each alert is enqueued, then marked sent: a stop between the two leaves
-// the post pending, and the next run finds it there by its key and only
-// marks it. Only a stop after the poster delivered it and before the mark,
-// a window of one store write, can post an alert twice.
+// checkPatterns enqueues the pattern alerts due now that were neither sent
+// nor waiting in the outbox, and marks each sent.
+//
+// The outbox and the alert record are separate transactions, so a stop can
+// fall between the enqueue and the mark. Two things keep that from posting
+// an alert twice. An alert still pending in the outbox is not enqueued
+// again, only marked. An alert delivered before the mark was marked by the
+// poster (PosterOptions.Alerts) before it left the outbox. The pending
+// posts are read before the alert record for this: a post that leaves the
+// outbox after the read was marked before it left, so the record read
+// after shows it. The window that remains is the poster's own: an alert
+// Slack took just before a stop, neither marked nor done, is found again
+// only among the ops channel's latest historyLimit messages.
 func (s *Scheduler) checkPatterns(ctx context.Context) error {
 	now := s.clock.Now()
 	tickets, err := s.window(ctx, now, triage.PatternLookback)
+	if err != nil {
+		return fmt.Errorf("pattern alerts: %w", err)
+	}
+	pending, err := s.pendingAlerts(ctx)
 	if err != nil {
 		return fmt.Errorf("pattern alerts: %w", err)
 	}
@@ -326,10 +338,6 @@ func (s *Scheduler) checkPatterns(ctx context.Context) error {
 		return sent
 	})
 	if len(alerts) > 0 {
-		pending, err := s.pendingAlerts(ctx)
-		if err != nil {
-			return fmt.Errorf("pattern alerts: %w", errors.Join(append(errs, err)...))
-		}
 		byID := make(map[string]triage.Ticket, len(tickets))
 		for _, t := range tickets {
 			byID[t.ID] = t
@@ -391,12 +399,21 @@ func (s *Scheduler) pendingAlerts(ctx context.Context) (map[string]bool, error) 
 	}
 	out := map[string]bool{}
 	for _, p := range posts {
-		var d alertDetail
-		if p.Action == ActionPatternAlert && json.Unmarshal([]byte(p.Detail), &d) == nil {
-			out[d.Key] = true
+		if key := alertKeyOf(p); key != "" {
+			out[key] = true
 		}
 	}
 	return out, nil
+}
+
+// alertKeyOf returns the alert key of a pattern alert post, or "" for any
+// other post.
+func alertKeyOf(p triage.Post) string {
+	var d alertDetail
+	if p.Action != ActionPatternAlert || json.Unmarshal([]byte(p.Detail), &d) != nil {
+		return ""
+	}
+	return d.Key
 }
 
 // PatternAlertMessage renders a pattern alert post for the ops channel: the
