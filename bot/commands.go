@@ -19,14 +19,13 @@ import (
 const (
 	// defaultMetricsWindow matches `casebot report`'s default.
 	defaultMetricsWindow = "30d"
-	// patternWindow and patternMin define a pattern (SPEC section 6): a root
-	// cause on 3 tickets within 7 days.
-	patternWindow = 7 * 24 * time.Hour
-	patternMin    = 3
 	// maxPatterns and maxPatternIDs keep the answer within one section.
 	maxPatterns   = 20
 	maxPatternIDs = 8
 )
+
+// patternDays is triage.PatternSpan in days, for the answers' wording.
+const patternDays = int(triage.PatternSpan / (24 * time.Hour))
 
 // metricsWindows are the windows `/casebot metrics` accepts.
 var metricsWindows = map[string]time.Duration{
@@ -121,7 +120,8 @@ func helpReply(note string) Reply {
 		"• `/casebot metrics [7d|30d|90d]`: the service metrics of the window (default 30d)\n" +
 		"• `/casebot ticket ID`: one ticket's card\n" +
 		"• `/casebot new`: a ticket by hand, for phone, in-store or social cases\n" +
-		"• `/casebot patterns`: root causes seen 3 or more times in the last 7 days\n" +
+		fmt.Sprintf("• `/casebot patterns`: root causes seen %d or more times in the last %d days\n",
+			triage.PatternMin, patternDays) +
 		"• `/casebot help`: this list"
 	if note != "" {
 		text = note + "\n" + text
@@ -232,28 +232,24 @@ type Pattern struct {
 	Tickets []string
 }
 
-// patterns finds the root causes on patternMin or more tickets received in
-// the last patternWindow, most frequent first. A confirmed root cause
-// counts, else the model's guess.
+// patterns finds the root causes (triage.RootCauseOf) of triage.PatternMin
+// or more tickets received in the last triage.PatternSpan, most frequent
+// first: the count and span of the pattern alerts.
 func (a *App) patterns(ctx context.Context) ([]Pattern, error) {
 	now := a.clock.Now()
 	byCause := map[string][]string{}
-	err := a.tr.Store.Window(ctx, now.Add(-patternWindow), now.Add(time.Nanosecond), func(t triage.Ticket) error {
-		rc := t.RootCause
-		if rc == "" {
-			rc = t.Classification.RootCauseGuess
-		}
-		if rc != "" {
+	err := a.tr.Store.Window(ctx, now.Add(-triage.PatternSpan), now.Add(time.Nanosecond), func(t triage.Ticket) error {
+		if rc := triage.RootCauseOf(t); rc != "" {
 			byCause[rc] = append(byCause[rc], t.ID)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tickets of the last 7 days: %w", err)
+		return nil, fmt.Errorf("tickets of the last %d days: %w", patternDays, err)
 	}
 	var out []Pattern
 	for rc, ids := range byCause {
-		if len(ids) >= patternMin {
+		if len(ids) >= triage.PatternMin {
 			out = append(out, Pattern{RootCause: rc, Tickets: ids})
 		}
 	}
@@ -267,7 +263,7 @@ func (a *App) patterns(ctx context.Context) ([]Pattern, error) {
 // there are none.
 func PatternsReply(ps []Pattern) Reply {
 	if len(ps) == 0 {
-		text := "No root cause was seen on 3 or more tickets in the last 7 days."
+		text := fmt.Sprintf("No root cause was seen on %d or more tickets in the last %d days.", triage.PatternMin, patternDays)
 		return Reply{Text: text, Blocks: []slack.Block{section(text)}}
 	}
 	var lines []string
@@ -288,9 +284,9 @@ func PatternsReply(ps []Pattern) Reply {
 			len(p.Tickets), strings.Join(ids, ", "), more))
 	}
 	return Reply{
-		Text: fmt.Sprintf("%d recurring root causes in the last 7 days", len(ps)),
+		Text: fmt.Sprintf("%d recurring root causes in the last %d days", len(ps), patternDays),
 		Blocks: []slack.Block{
-			slack.NewHeaderBlock(plain("🔁 Patterns · last 7 days")),
+			slack.NewHeaderBlock(plain(fmt.Sprintf("🔁 Patterns · last %d days", patternDays))),
 			section(Truncate(strings.Join(lines, "\n"), MaxTextObject)),
 		},
 	}

@@ -108,11 +108,17 @@ func TestSlashPatterns(t *testing.T) {
 	for i, text := range []string{"Where is order 1?", "Where is order 2?", "Where is order 3?", "Where is order 4?", "Old one"} {
 		tk := h.intake(customerUser, text)
 		ids = append(ids, tk.ID)
-		cause := "carrier_delay"
-		if i == 4 {
-			cause = "wrong_item"
-		}
-		h.change(tk.ID, func(t *triage.Ticket) { t.RootCause = cause })
+		// A confirmed root cause counts, else the guess (triage.RootCauseOf).
+		h.change(tk.ID, func(t *triage.Ticket) {
+			switch i {
+			case 3:
+				t.RootCause, t.Classification.RootCauseGuess = "", "carrier_delay"
+			case 4:
+				t.RootCause, t.Classification.RootCauseGuess = "wrong_item", "carrier_delay"
+			default:
+				t.RootCause = "carrier_delay"
+			}
+		})
 	}
 	h.clock.Advance(6 * 24 * time.Hour)
 	got := answerTexts(t, h.command("patterns"))
