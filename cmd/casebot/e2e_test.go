@@ -132,6 +132,8 @@ func (e *e2e) onlyCard(channel string) (string, slackfake.Message) {
 	e.t.Helper()
 	e.waitFor("a card in "+channel, func() bool { return len(e.cards(channel)) == 1 })
 	for id, ms := range e.cards(channel) {
+		// The poster records where the card is right after Slack took it.
+		e.waitFor("the card recorded on "+id, func() bool { return e.ticket(id).Slack.TS != "" })
 		return id, ms[0]
 	}
 	panic("unreachable")
@@ -356,4 +358,26 @@ func TestE2ERedeliveredEventOneTicket(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Errorf("%d tickets, %v; want 1", n, err)
 	}
+}
+
+// TestE2EDroppedCardIsSurfaced: a card Slack keeps refusing (the routed
+// channel does not exist) is not lost silently: the escalation channel is
+// told which ticket has no card.
+func TestE2EDroppedCardIsSurfaced(t *testing.T) {
+	e := newE2E(t, slackfake.Options{PostRate: -1, Channels: []string{intakeChannel, "C0ESCALATE", "C0OPS"}})
+	e.start()
+	tk, err := e.sys.Triager.Intake(context.Background(), triage.Inbound{Source: triage.SourceWebhook, ExternalID: "w1",
+		Customer: triage.Customer{Email: "a@example.com"}, Body: "Where is my order?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sys.Pipeline.Classify(tk.ID)
+	e.waitFor("the notice in the escalation channel", func() bool {
+		for _, m := range e.fake.Messages("C0ESCALATE") {
+			if strings.Contains(m.Text+string(m.Blocks), tk.ID) {
+				return true
+			}
+		}
+		return false
+	})
 }

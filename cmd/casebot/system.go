@@ -125,6 +125,7 @@ func (s *System) Open(ctx context.Context) error {
 	posterOpts := s.Poster
 	posterOpts.Clock, posterOpts.Location, posterOpts.Logger = s.Clock, loc, s.Logger
 	posterOpts.EscalationChannel = s.Config.Slack.EscalationChannel
+	posterOpts.OnDropped = s.postDropped
 	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
 	pipeOpts := s.Drafts
 	pipeOpts.Kick, pipeOpts.Logger = s.kick, s.Logger
@@ -135,6 +136,7 @@ func (s *System) Open(ctx context.Context) error {
 
 	app, err := bot.New(bot.AppConfig{
 		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
+		Classify:       s.Pipeline.Classify,
 		IntakeChannels: s.Config.Slack.IntakeChannels, FollowUpAfter: s.Config.FollowUp.After,
 		Location: loc, Logger: s.Logger, Clock: s.Clock,
 	})
@@ -223,6 +225,28 @@ func (s *System) replyFailed(p triage.Post, err error) {
 		s.Logger.Error("surface failed reply", "ticket", p.TicketID, "err", err)
 	}
 	s.kick()
+}
+
+// postDropped surfaces a Slack post the poster gave up on. A customer reply
+// gets a notice in its card's thread; a card, a notice in the escalation
+// channel, so the ticket is not invisible. A failed notice is only logged:
+// announcing it would go to the same broken place.
+func (s *System) postDropped(p triage.Post, err error) {
+	switch {
+	case p.Kind == triage.PostCustomerReply:
+		s.replyFailed(p, err)
+	case p.Kind == triage.PostCard && p.Channel != s.Config.Slack.EscalationChannel:
+		s.Logger.Error("card not posted", "ticket", p.TicketID, "channel", p.Channel, "err", err)
+		notice := triage.Post{Kind: triage.PostEscalation, TicketID: p.TicketID, Channel: s.Config.Slack.EscalationChannel,
+			Action: "card_dropped", Actor: triage.ActorSystem,
+			Detail: "Slack refused this ticket's card in its routed channel; invite the bot there or fix the route", CreatedAt: s.Clock.Now()}
+		if err := s.DB.Enqueue(context.Background(), notice); err != nil {
+			s.Logger.Error("surface dropped card", "ticket", p.TicketID, "err", err)
+		}
+		s.kick()
+	default:
+		s.Logger.Error("post dropped", "ticket", p.TicketID, "kind", p.Kind, "err", err)
+	}
 }
 
 // Addr is the HTTP listener's address, once open.
