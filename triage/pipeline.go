@@ -13,8 +13,10 @@ type PipelineOptions struct {
 	// Classifiers and Drafters are the numbers of workers; defaults 4 and 1.
 	// The model's own queue bounds what reaches it; these bound our side.
 	Classifiers, Drafters int
-	// DraftAttempts is how many times a failing draft is tried before the
-	// template draft is used; default 4.
+	// DraftAttempts is how many times the model is asked for a draft
+	// before the template draft is used; default 4. A draft the model
+	// queue preempted for a classification is requeued inside that queue
+	// and never fails here, so it does not count.
 	DraftAttempts int
 	// RetryDelay is the first wait before retrying a draft, doubled each
 	// time; default 30s.
@@ -139,14 +141,16 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 	if p.opts.Policy != nil {
 		policy = p.opts.Policy(t)
 	}
-	j.attempt++
+	drafter := p.tr.Drafter
 	if j.attempt >= p.opts.DraftAttempts {
-		// The model has failed this ticket for a while: agents get the
-		// template draft rather than nothing.
-		_, err = p.tr.writeDraft(ctx, j.id, Customer{}, policy, TemplateDrafter{})
-	} else {
-		_, err = p.tr.WriteDraft(ctx, j.id, Customer{}, policy)
+		// The model has failed this ticket DraftAttempts times: agents get
+		// the template draft rather than nothing.
+		drafter = TemplateDrafter{}
 	}
+	if drafter == nil {
+		return
+	}
+	_, err = p.tr.writeDraft(ctx, j.id, Customer{}, policy, drafter)
 	if err == nil {
 		p.kick()
 		return
@@ -154,7 +158,17 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 	if ctx.Err() != nil {
 		return
 	}
-	delay := p.opts.RetryDelay << (j.attempt - 1)
+	j.attempt++
+	if j.attempt == p.opts.DraftAttempts {
+		// The last failure of the model: the template follows at once, as
+		// waiting would not make it work better.
+		p.log.Warn("draft failed, using the template", "ticket", j.id, "attempts", j.attempt, "err", err)
+		p.draft.push(j)
+		return
+	}
+	// The template's own retries (a store error) wait as long as the last
+	// model retry did, no longer.
+	delay := p.opts.RetryDelay << (min(j.attempt, p.opts.DraftAttempts) - 1)
 	p.log.Warn("draft failed, will retry", "ticket", j.id, "attempt", j.attempt, "in", delay, "err", err)
 	time.AfterFunc(delay, func() { p.draft.push(j) })
 }

@@ -3,6 +3,7 @@ package triage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,18 +67,43 @@ func TestPipelineClassifiesThenDrafts(t *testing.T) {
 	}
 }
 
-func TestPipelineDraftRetriesThenTemplate(t *testing.T) {
-	f := newFixture(t, &triagetest.Classifier{Result: calm})
-	drafter := &triagetest.Drafter{Err: errors.New("model down")}
-	f.tr.Drafter = drafter
-	startPipeline(t, f, triage.PipelineOptions{DraftAttempts: 3, RetryDelay: time.Millisecond})
-	tk := f.process(t, f.inbound("m1", "where is my parcel?", ann))
-	waitFor(t, "template draft", func() bool { return f.get(t, tk.ID).Draft != "" })
-	if n := len(drafter.Requests()); n != 2 {
-		t.Errorf("model asked %d times, want 2 before the template", n)
+// TestPipelineDraftAttempts: DraftAttempts N asks the model N times before
+// the template draft; a model that answers within N attempts keeps its
+// draft.
+func TestPipelineDraftAttempts(t *testing.T) {
+	tests := []struct {
+		attempts int
+		failures int  // model failures before it answers
+		calls    int  // model calls wanted
+		template bool // the template draft is used
+	}{
+		{attempts: 1, failures: 99, calls: 1, template: true},
+		{attempts: 2, failures: 99, calls: 2, template: true},
+		{attempts: 3, failures: 99, calls: 3, template: true},
+		{attempts: 3, failures: 2, calls: 3, template: false},
+		{attempts: 3, failures: 0, calls: 1, template: false},
 	}
-	if got := f.get(t, tk.ID).Draft; got == "" {
-		t.Error("no draft")
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d attempts, %d failures", tc.attempts, tc.failures), func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			var calls atomic.Int32
+			drafter := &triagetest.Drafter{Func: func(context.Context, triage.DraftRequest) (triage.Draft, error) {
+				if int(calls.Add(1)) <= tc.failures {
+					return triage.Draft{}, errors.New("model down")
+				}
+				return triage.Draft{Brief: "b", Reply: "model draft"}, nil
+			}}
+			f.tr.Drafter = drafter
+			startPipeline(t, f, triage.PipelineOptions{DraftAttempts: tc.attempts, RetryDelay: time.Millisecond})
+			tk := f.process(t, f.inbound("m1", "where is my parcel?", ann))
+			waitFor(t, "a draft", func() bool { return f.get(t, tk.ID).Draft != "" })
+			if n := len(drafter.Requests()); n != tc.calls {
+				t.Errorf("model asked %d times, want %d", n, tc.calls)
+			}
+			if got := f.get(t, tk.ID).Draft; (got != "model draft") != tc.template {
+				t.Errorf("draft %q, template wanted: %v", got, tc.template)
+			}
+		})
 	}
 }
 
