@@ -97,6 +97,22 @@ type Inbound struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 }
 
+// SlackReplyTo is the ReplyTo of a ticket from a Slack message: the channel
+// and the thread's ts, as "C0123/1700000000.000100". Channel IDs and ts
+// never contain a slash, so the address splits back unambiguously.
+func SlackReplyTo(channel, ts string) string { return channel + "/" + ts }
+
+// ParseSlackReplyTo splits a Slack ticket's ReplyTo into its channel and
+// thread ts; ok is false when s is not such an address (an empty part, or
+// more than one slash), so no reply goes to a made-up thread.
+func ParseSlackReplyTo(s string) (channel, ts string, ok bool) {
+	channel, ts, found := strings.Cut(s, "/")
+	if !found || channel == "" || ts == "" || strings.Contains(ts, "/") {
+		return "", "", false
+	}
+	return channel, ts, true
+}
+
 // Entry is one message appended to a ticket (a thread reply, an email in the
 // same thread).
 type Entry struct {
