@@ -85,36 +85,27 @@ func (s *Scheduler) scanFollowUps(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sendFollowUp marks a due follow-up sent and enqueues it, in one store
-// transaction: the check-in to the customer by the ticket's own channel, a
-// note in the card's thread and the card's update. A follow-up already sent,
-// not yet due, or no longer wanted (the ticket was reopened) is left alone.
+// sendFollowUp sends a due follow-up through Triager.FollowedUp, which
+// marks the ticket followed_up and enqueues the check-in to the customer by
+// the ticket's own channel, a note in the card's thread and the card's
+// update, in one store transaction. A follow-up already sent, not yet due,
+// or no longer wanted (the ticket was reopened) is left alone.
 func (s *Scheduler) sendFollowUp(ctx context.Context, id string) error {
-	now := s.clock.Now()
-	_, err := s.store.Update(ctx, id, func(t *triage.Ticket) (triage.AuditEvent, error) {
-		if !pendingFollowUp(*t) || t.FollowUpDue.After(now) {
-			return triage.AuditEvent{}, errNothingToDo
-		}
-		from := t.State
-		if err := t.Transition(triage.StateFollowedUp); err != nil {
-			return triage.AuditEvent{}, err
-		}
-		t.FollowUpSentAt = now
-		reply, route := s.followUpReply(*t, now)
-		ev := triage.AuditEvent{TicketID: t.ID, At: now, Actor: triage.ActorSystem, Action: AuditFollowedUp,
-			From: from, To: t.State, Detail: route}
-		ev.Posts = []triage.Post{
-			{Kind: triage.PostCardUpdate, TicketID: t.ID, Action: AuditFollowedUp, Actor: triage.ActorSystem, CreatedAt: now},
-			{Kind: triage.PostThread, TicketID: t.ID, Action: AuditFollowedUp, Actor: triage.ActorSystem,
-				Detail: route, CreatedAt: now},
-		}
-		if reply != nil {
-			ev.Posts = append(ev.Posts, *reply)
-		}
-		return ev, nil
-	})
+	t, err := s.store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("follow-up of ticket %s: %w", id, err)
+	}
+	if !pendingFollowUp(t) {
+		return nil
+	}
+	reply, route := s.followUpReply(t, s.clock.Now())
+	var posts []triage.Post
+	if reply != nil {
+		posts = append(posts, *reply)
+	}
+	_, err = s.triager().FollowedUp(ctx, id, route, posts...)
 	switch {
-	case errors.Is(err, errNothingToDo):
+	case errors.Is(err, triage.ErrDuplicate), errors.Is(err, triage.ErrNotDue), errors.Is(err, triage.ErrInvalidTransition):
 		return nil
 	case err != nil:
 		return fmt.Errorf("follow-up of ticket %s: %w", id, err)
@@ -123,6 +114,12 @@ func (s *Scheduler) sendFollowUp(ctx context.Context, id string) error {
 	s.log.Info("follow-up sent", "ticket", id)
 	s.kick()
 	return nil
+}
+
+// triager is a Triager over the scheduler's store and clock, all that
+// FollowedUp uses.
+func (s *Scheduler) triager() *triage.Triager {
+	return &triage.Triager{Store: s.store, Clock: s.clock}
 }
 
 // followUpReply is the check-in post for t, by its own channel, and a note
@@ -257,9 +254,10 @@ func ratingOf(actionID string) (int, bool) {
 }
 
 // rate records a rating button's click. Only the ticket's customer may
-// rate, once, while the ticket waits for a rating; a rating of 1–2 reopens
-// the ticket and mentions its assignee in the card's thread (Triager.Rate).
-// The follow-up message then shows the rating instead of the buttons.
+// rate; whether the ticket takes the rating (once, after its follow-up) is
+// Triager.Rate's rule, and a rating of 1–2 reopens the ticket and mentions
+// its assignee in the card's thread. The follow-up message then shows the
+// rating instead of the buttons.
 func (a *App) rate(ctx context.Context, cb slack.InteractionCallback, id string, rating int) {
 	user, channel := cb.User.ID, cb.Channel.ID
 	if channel == "" {
@@ -275,15 +273,15 @@ func (a *App) rate(ctx context.Context, cb slack.InteractionCallback, id string,
 		a.tell(ctx, channel, user, "Only the customer who asked for help can rate this follow-up.")
 		return
 	}
+	_, err = a.tr.Rate(ctx, id, rating)
 	switch {
-	case t.Rating != 0:
+	case errors.Is(err, triage.ErrAlreadyRated):
 		a.tell(ctx, channel, user, "Your rating was already recorded. Thank you!")
 		return
-	case !awaitingRating(t):
+	case errors.Is(err, triage.ErrInvalidTransition):
 		a.tell(ctx, channel, user, "This request is no longer waiting for a rating. Thank you all the same.")
 		return
-	}
-	if _, err := a.tr.Rate(ctx, id, rating); err != nil {
+	case err != nil:
 		a.tell(ctx, channel, user, a.failure(ctx, id, "rated", err))
 		return
 	}

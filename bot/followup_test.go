@@ -219,3 +219,67 @@ func TestHighRatingCloses(t *testing.T) {
 		t.Errorf("%d follow-ups sent, want 1", n)
 	}
 }
+
+// TestLateRatingInSlack: the rating buttons of a follow-up closed for want
+// of an answer still count once (Triager.Rate's rule): 3–5 leaves the
+// ticket closed, 1–2 reopens it; a second click is already recorded.
+func TestLateRatingInSlack(t *testing.T) {
+	cases := []struct {
+		action string
+		rating int
+		want   triage.State
+	}{
+		{"rate_4", 4, triage.StateClosed},
+		{"rate_2", 2, triage.StateReopened},
+	}
+	for _, tc := range cases {
+		t.Run(tc.action, func(t *testing.T) {
+			h, tk, msg := followedUpInSlack(t)
+			if _, err := h.store.Update(context.Background(), tk.ID, func(x *triage.Ticket) (triage.AuditEvent, error) {
+				return triage.AuditEvent{Actor: triage.ActorSystem, Action: AuditClosedNoAnswer}, x.Transition(triage.StateClosed)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			h.clickRating(msg, tc.action, customerUser)
+			h.waitFor("the late rating", func() bool { return h.get(tk.ID).Rating == tc.rating })
+			if st := h.get(tk.ID).State; st != tc.want {
+				t.Errorf("state %s, want %s", st, tc.want)
+			}
+			// The first click took the buttons away; a repost offers them
+			// again.
+			again := FollowUpMessage(triage.Post{TicketID: tk.ID, Text: followUpText})
+			_, ts, err := h.api.PostMessage(intakeChannel, slack.MsgOptionText(again.Text, false), slack.MsgOptionBlocks(again.Blocks...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.clickRating(slackfake.Message{Channel: intakeChannel, TS: ts}, "rate_5", customerUser)
+			h.waitFor("already recorded", func() bool { return len(h.ephemeralsTo(customerUser)) == 1 })
+			if e := h.ephemeralsTo(customerUser)[0]; !strings.Contains(e.Text, "already recorded") {
+				t.Errorf("second click answered %q", e.Text)
+			}
+			if got := h.get(tk.ID); got.Rating != tc.rating {
+				t.Errorf("rating %d after a second click, want %d", got.Rating, tc.rating)
+			}
+		})
+	}
+}
+
+// TestRatingBeforeFollowUp: a rating button clicked on a ticket whose
+// follow-up is not recorded (resolved again since) is refused kindly.
+func TestRatingBeforeFollowUp(t *testing.T) {
+	h, tk, msg := followedUpInSlack(t)
+	if _, err := h.store.Update(context.Background(), tk.ID, func(x *triage.Ticket) (triage.AuditEvent, error) {
+		x.State, x.FollowUpSentAt = triage.StateResolved, time.Time{}
+		return triage.AuditEvent{Actor: "test", Action: "fixture"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.clickRating(msg, "rate_5", customerUser)
+	h.waitFor("the refusal", func() bool { return len(h.ephemeralsTo(customerUser)) == 1 })
+	if e := h.ephemeralsTo(customerUser)[0]; !strings.Contains(e.Text, "no longer waiting") {
+		t.Errorf("answered %q", e.Text)
+	}
+	if got := h.get(tk.ID); got.Rating != 0 || got.State != triage.StateResolved {
+		t.Errorf("rating %d state %s, want unrated and resolved", got.Rating, got.State)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/casebot/casebot/triage"
@@ -34,20 +33,15 @@ const maxRatingTicketID = 64
 // without a link of one format verifying as another.
 const ratingSigVersion = "rate.v1"
 
-// Sentinel errors of ratings that callers branch on.
-var (
-	// ErrAlreadyRated is returned by a RateFunc when the ticket already has
-	// its rating: a repeated click, which the handler answers kindly.
-	ErrAlreadyRated = errors.New("rating already recorded")
-	// ErrNotRatable is returned by a RateFunc when the ticket is not waiting
-	// for a rating (it was reopened or resolved again since the follow-up).
-	ErrNotRatable = errors.New("ticket is not waiting for a rating")
-)
+// ErrAlreadyRated is returned by a RateFunc when the ticket already has its
+// rating: a repeated click, which the handler answers kindly. It is the
+// Triager's own sentinel, so Triager.Rate's error matches it as it is.
+var ErrAlreadyRated = triage.ErrAlreadyRated
 
 // RateFunc records a customer's rating of a ticket's follow-up. It returns
 // an error wrapping ErrAlreadyRated when a rating was already recorded and
-// ErrNotRatable (or triage.ErrInvalidTransition) when the ticket takes no
-// rating now; RateOnce builds one from the ticket store and the Triager.
+// triage.ErrInvalidTransition when the ticket takes no rating now;
+// RecordRating builds one from the Triager's Rate.
 type RateFunc func(ctx context.Context, ticketID string, rating int) error
 
 // RatingLinker makes and checks the one-click rating links sent with the
@@ -162,7 +156,7 @@ func (l *RatingLinker) Handler(rate RateFunc, log *slog.Logger) http.Handler {
 				" out of 5. It helps us do better.")
 		case errors.Is(err, ErrAlreadyRated):
 			ratingPage(w, http.StatusOK, "Already recorded", "Your rating was already recorded. Thank you!")
-		case errors.Is(err, ErrNotRatable), errors.Is(err, triage.ErrInvalidTransition):
+		case errors.Is(err, triage.ErrInvalidTransition):
 			ratingPage(w, http.StatusConflict, "Nothing to rate now",
 				"This request is no longer waiting for a rating. Thank you all the same.")
 		case errors.Is(err, triage.ErrNotFound):
@@ -197,30 +191,22 @@ func ratingPage(w http.ResponseWriter, status int, title, body string) {
 	_ = ratingTemplate.Execute(w, struct{ Title, Body string }{title, body})
 }
 
-// RateOnce builds the RateFunc of the rating links from the ticket store's
-// Get and the Triager's Rate: it records a rating only for a ticket waiting
-// for one (its follow-up sent, no rating yet), so a second click of any of
-// the five links cannot change the first rating. Calls are serialised, so
-// two clicks at once are one rating and one "already recorded".
-func RateOnce(get func(ctx context.Context, id string) (triage.Ticket, error),
-	rate func(ctx context.Context, id string, rating int) (triage.Ticket, error)) RateFunc {
-	var mu sync.Mutex
+// RecordRating builds the RateFunc of the rating links from the Triager's
+// Rate, which decides inside its transaction whether the ticket takes the
+// rating: the first of any number of clicks, at once or not, is recorded
+// and the others get ErrAlreadyRated.
+func RecordRating(rate func(ctx context.Context, id string, rating int) (triage.Ticket, error)) RateFunc {
 	return func(ctx context.Context, id string, rating int) error {
-		mu.Lock()
-		defer mu.Unlock()
-		t, err := get(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case t.Rating != 0:
-			return ErrAlreadyRated
-		case t.FollowUpSentAt.IsZero(), t.State != triage.StateFollowedUp && t.State != triage.StateClosed:
-			return ErrNotRatable
-		}
-		if _, err := rate(ctx, id, rating); err != nil {
-			return err
-		}
-		return nil
+		_, err := rate(ctx, id, rating)
+		return err
 	}
+}
+
+// RateOnce is RecordRating for callers that still pass the ticket reader
+// it once used for a check that Triager.Rate now makes itself.
+//
+// Deprecated: use RecordRating.
+func RateOnce(_ func(ctx context.Context, id string) (triage.Ticket, error),
+	rate func(ctx context.Context, id string, rating int) (triage.Ticket, error)) RateFunc {
+	return RecordRating(rate)
 }

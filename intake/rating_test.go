@@ -179,7 +179,7 @@ func TestRatingReplayIsIdempotent(t *testing.T) {
 	}
 	id := followedUp(t, store, "U0AGENT01")
 	l := newLinker(clock)
-	h := l.Handler(RateOnce(store.Get, tr.Rate), nil)
+	h := l.Handler(RecordRating(tr.Rate), nil)
 
 	code, body := get(t, h, l.Link(id, 1))
 	if code != http.StatusOK || !strings.Contains(body, "Thank you") {
@@ -211,7 +211,7 @@ func TestRatingReplayIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestRateOnceConcurrentClicks(t *testing.T) {
+func TestRecordRatingConcurrentClicks(t *testing.T) {
 	clock := triagetest.NewClock(ratingT0)
 	store := triagetest.NewTickets(clock)
 	tr, err := triage.NewTriager(triage.DefaultConfig(), store, clock)
@@ -219,7 +219,7 @@ func TestRateOnceConcurrentClicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := followedUp(t, store, "")
-	rate := RateOnce(store.Get, tr.Rate)
+	rate := RecordRating(tr.Rate)
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
 	for i := range 5 {
@@ -242,26 +242,79 @@ func TestRateOnceConcurrentClicks(t *testing.T) {
 	}
 }
 
-func TestRateOnceRefusesTicketsNotWaiting(t *testing.T) {
+// TestRatingLinkRule: a link rates a ticket as Triager.Rate's one rule
+// says: once, after the follow-up, while the ticket waits for the rating or
+// was closed for want of it (a late 3–5 leaves it closed, a late 1–2
+// reopens it); the page says what happened.
+func TestRatingLinkRule(t *testing.T) {
+	cases := []struct {
+		name   string
+		state  triage.State // set on a followed-up ticket; "" leaves it
+		rating int          // already recorded
+		sent   bool         // follow-up sent; true unless said
+		click  int
+		code   int
+		page   string
+		want   triage.State
+	}{
+		{name: "waiting, 5", click: 5, code: http.StatusOK, page: "rating of 5", want: triage.StateClosed},
+		{name: "waiting, 1", click: 1, code: http.StatusOK, page: "rating of 1", want: triage.StateReopened},
+		{name: "closed unanswered, late 4", state: triage.StateClosed, click: 4, code: http.StatusOK,
+			page: "rating of 4", want: triage.StateClosed},
+		{name: "closed unanswered, late 2", state: triage.StateClosed, click: 2, code: http.StatusOK,
+			page: "rating of 2", want: triage.StateReopened},
+		{name: "closed and rated", state: triage.StateClosed, rating: 5, click: 1, code: http.StatusOK,
+			page: "already recorded", want: triage.StateClosed},
+		{name: "reopened by the customer writing", state: triage.StateReopened, click: 5, code: http.StatusConflict,
+			page: "no longer waiting", want: triage.StateReopened},
+		{name: "resolved again, follow-up not sent", state: triage.StateResolved, click: 5, code: http.StatusConflict,
+			page: "no longer waiting", want: triage.StateResolved},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := triagetest.NewClock(ratingT0)
+			store := triagetest.NewTickets(clock)
+			tr, err := triage.NewTriager(triage.DefaultConfig(), store, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := followedUp(t, store, "")
+			if tc.state != "" || tc.rating != 0 {
+				if _, err := store.Update(context.Background(), id, func(x *triage.Ticket) (triage.AuditEvent, error) {
+					if tc.state != "" {
+						x.State = tc.state
+					}
+					if tc.state == triage.StateResolved {
+						x.FollowUpSentAt = time.Time{}
+					}
+					x.Rating = tc.rating
+					return triage.AuditEvent{Actor: "test", Action: "fixture"}, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, _ := store.Get(context.Background(), id)
+			l := newLinker(clock)
+			code, body := get(t, l.Handler(RecordRating(tr.Rate), nil), l.Link(id, tc.click))
+			if code != tc.code || !strings.Contains(body, tc.page) {
+				t.Errorf("status %d, want %d with %q: %s", code, tc.code, tc.page, body)
+			}
+			got, _ := store.Get(context.Background(), id)
+			wantRating := before.Rating
+			if tc.code == http.StatusOK && before.Rating == 0 {
+				wantRating = tc.click
+			}
+			if got.State != tc.want || got.Rating != wantRating {
+				t.Errorf("state %s rating %d, want %s %d", got.State, got.Rating, tc.want, wantRating)
+			}
+		})
+	}
 	clock := triagetest.NewClock(ratingT0)
-	store := triagetest.NewTickets(clock)
-	tr, err := triage.NewTriager(triage.DefaultConfig(), store, clock)
+	tr, err := triage.NewTriager(triage.DefaultConfig(), triagetest.NewTickets(clock), clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := followedUp(t, store, "")
-	// Reopened by the customer writing again: the old link must not close it.
-	if _, err := store.Update(context.Background(), id, func(x *triage.Ticket) (triage.AuditEvent, error) {
-		x.State = triage.StateReopened
-		return triage.AuditEvent{Actor: "test", Action: "fixture"}, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	err = RateOnce(store.Get, tr.Rate)(context.Background(), id, 5)
-	if !errors.Is(err, ErrNotRatable) {
-		t.Errorf("rating a reopened ticket: %v", err)
-	}
-	if err := RateOnce(store.Get, tr.Rate)(context.Background(), "CB-404", 5); !errors.Is(err, triage.ErrNotFound) {
+	if err := RecordRating(tr.Rate)(context.Background(), "CB-404", 5); !errors.Is(err, triage.ErrNotFound) {
 		t.Errorf("rating an unknown ticket: %v", err)
 	}
 }

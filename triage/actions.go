@@ -9,9 +9,18 @@ import (
 	"time"
 )
 
-// ErrNotAuthorized is returned when a person without approval authority tries
-// to approve a ticket that needs it.
-var ErrNotAuthorized = errors.New("not authorized")
+// Sentinel errors of the agent and customer actions.
+var (
+	// ErrNotAuthorized is returned when a person without approval authority
+	// tries to approve a ticket that needs it.
+	ErrNotAuthorized = errors.New("not authorized")
+	// ErrAlreadyRated is returned by Rate when the ticket's follow-up already
+	// has its rating: a second click, which callers answer kindly.
+	ErrAlreadyRated = errors.New("rating already recorded")
+	// ErrNotDue is returned by FollowedUp when the ticket's follow-up is
+	// due later than now (it was resolved again since the job was planned).
+	ErrNotDue = errors.New("follow-up not due yet")
+)
 
 // ResolutionMethods are the ways a ticket can be resolved (SPEC section 5).
 var ResolutionMethods = []string{"refund", "replacement", "store_credit", "information", "no_action"}
@@ -153,38 +162,72 @@ func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, f
 	})
 }
 
-// FollowedUp records that the follow-up went out. Calling it again is a
-// no-op, so a crash between sending and marking cannot double-count.
-func (s *Triager) FollowedUp(ctx context.Context, id string) (Ticket, error) {
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
-		from := t.State
+// FollowedUp records that the follow-up of a resolved ticket went out, in
+// one transaction with the posts announcing it: the card's update, a note in
+// its thread saying how it went (detail), and posts, the check-in itself
+// (whose route ReplyRoute gives; none when there is no way back). Nothing is
+// written for a ticket whose follow-up is already recorded (an error
+// wrapping ErrDuplicate, with the ticket, so two runs send one follow-up),
+// one not due yet (ErrNotDue) or one no longer resolved, reopened meanwhile
+// (ErrInvalidTransition).
+func (s *Triager) FollowedUp(ctx context.Context, id, detail string, posts ...Post) (Ticket, error) {
+	var current Ticket
+	t, err := s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		now := s.Clock.Now()
 		if !t.FollowUpSentAt.IsZero() {
-			return AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "follow_up_repeat",
-				From: from, To: from, Detail: "already sent"}, nil
+			current = *t
+			return AuditEvent{}, fmt.Errorf("follow-up of ticket %s already sent: %w", t.ID, ErrDuplicate)
 		}
+		if t.State == StateResolved && t.FollowUpDue.After(now) {
+			return AuditEvent{}, fmt.Errorf("follow-up of ticket %s due at %s: %w", t.ID, t.FollowUpDue.Format(time.RFC3339), ErrNotDue)
+		}
+		from := t.State
 		if err := t.Transition(StateFollowedUp); err != nil {
 			return AuditEvent{}, err
 		}
-		t.FollowUpSentAt = s.Clock.Now()
-		return AuditEvent{TicketID: t.ID, At: t.FollowUpSentAt, Actor: ActorSystem, Action: "followed_up",
-			From: from, To: t.State}, nil
+		t.FollowUpSentAt = now
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: ActorSystem, Action: "followed_up",
+			From: from, To: t.State, Detail: detail}, PostCardUpdate, PostThread)
+		ev.Posts = append(ev.Posts, posts...)
+		return ev, nil
 	})
+	if errors.Is(err, ErrDuplicate) {
+		return current, err
+	}
+	return t, err
 }
 
-// Rate records the customer's follow-up rating. A rating of 1 or 2 reopens
-// the ticket so its owner looks again; 3 to 5 closes it.
+// Rate records the customer's rating (1 to 5) of a ticket's follow-up. One
+// rule, checked inside the transaction so that two quick clicks cannot both
+// count: a rating is taken only once the follow-up went out (FollowUpSentAt
+// set) and while none is recorded (Rating 0), with the ticket waiting for it
+// (followed_up) or closed because it did not come in time (closed, no
+// rating). A rating of 1 or 2 reopens the ticket so its owner looks again,
+// late or not; 3 to 5 closes a waiting ticket and leaves a closed one
+// closed. A ticket already rated gives an error wrapping ErrAlreadyRated,
+// any other one not taking a rating ErrInvalidTransition; nothing is
+// written then.
 func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, error) {
 	if rating < 1 || rating > 5 {
 		return Ticket{}, fmt.Errorf("rate ticket %s: rating %d outside 1-5", id, rating)
 	}
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
+		switch {
+		case t.Rating != 0:
+			return AuditEvent{}, fmt.Errorf("rate ticket %s: rated %d already: %w", t.ID, t.Rating, ErrAlreadyRated)
+		case t.FollowUpSentAt.IsZero() || (from != StateFollowedUp && from != StateClosed):
+			return AuditEvent{}, fmt.Errorf("rate ticket %s in state %s, follow-up sent %v: %w",
+				t.ID, from, !t.FollowUpSentAt.IsZero(), ErrInvalidTransition)
+		}
 		next := StateClosed
 		if rating <= 2 {
 			next = StateReopened
 		}
-		if err := t.Transition(next); err != nil {
-			return AuditEvent{}, err
+		if next != from {
+			if err := t.Transition(next); err != nil {
+				return AuditEvent{}, err
+			}
 		}
 		t.Rating = rating
 		ev := withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorCustomer, Action: "rated",

@@ -334,7 +334,7 @@ func TestFollowedUpOnce(t *testing.T) {
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.resolved(t, "m1")
 	sent := f.clock.Advance(24 * time.Hour)
-	got, err := f.tr.FollowedUp(ctx, tk.ID)
+	got, err := f.tr.FollowedUp(ctx, tk.ID, "check-in sent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,10 +342,12 @@ func TestFollowedUpOnce(t *testing.T) {
 		t.Fatalf("state %s sent at %v, want followed_up at %v", got.State, got.FollowUpSentAt, sent)
 	}
 	f.clock.Advance(time.Hour)
-	again, err := f.tr.FollowedUp(ctx, tk.ID)
-	if err != nil {
-		t.Fatal(err)
+	audit := f.store.Audit(tk.ID)
+	again, err := f.tr.FollowedUp(ctx, tk.ID, "check-in sent")
+	if !errors.Is(err, triage.ErrDuplicate) {
+		t.Fatalf("second FollowedUp: err = %v, want ErrDuplicate", err)
 	}
+	f.unchanged(t, got, audit)
 	if again.State != triage.StateFollowedUp || !again.FollowUpSentAt.Equal(sent) {
 		t.Errorf("second FollowedUp: state %s sent at %v, want unchanged", again.State, again.FollowUpSentAt)
 	}
@@ -370,7 +372,7 @@ func TestFollowUpAfterReopen(t *testing.T) {
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.resolved(t, "m1")
 	f.clock.Advance(24 * time.Hour)
-	if _, err := f.tr.FollowedUp(ctx, tk.ID); err != nil {
+	if _, err := f.tr.FollowedUp(ctx, tk.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.tr.Rate(ctx, tk.ID, 1); err != nil {
@@ -381,7 +383,7 @@ func TestFollowUpAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := f.clock.Advance(24 * time.Hour)
-	got, err := f.tr.FollowedUp(ctx, tk.ID)
+	got, err := f.tr.FollowedUp(ctx, tk.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,52 +392,129 @@ func TestFollowUpAfterReopen(t *testing.T) {
 	}
 }
 
+// closeUnanswered closes a followed-up ticket without a rating, as the
+// scheduler does when none comes in time.
+func (f *fixture) closeUnanswered(t *testing.T, id string) triage.Ticket {
+	t.Helper()
+	tk, err := f.store.Update(context.Background(), id, func(tk *triage.Ticket) (triage.AuditEvent, error) {
+		return triage.AuditEvent{Actor: triage.ActorSystem, Action: "closed_no_answer"}, tk.Transition(triage.StateClosed)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// TestRate checks Rate's one rule: a rating counts once, after the
+// follow-up, while the ticket waits for it or was closed for want of it.
 func TestRate(t *testing.T) {
 	tests := []struct {
+		name   string
+		steps  []string // from a resolved ticket: followup, rate4, rate1, noanswer, reopen
 		rating int
-		from   triage.State // resolved or followed_up
 		want   triage.State // "" when rejected
+		err    error        // when rejected: the sentinel, or errAny
 	}{
-		{0, triage.StateFollowedUp, ""},
-		{6, triage.StateFollowedUp, ""},
-		{-1, triage.StateResolved, ""},
-		{1, triage.StateFollowedUp, triage.StateReopened},
-		{2, triage.StateFollowedUp, triage.StateReopened},
-		{3, triage.StateFollowedUp, triage.StateClosed},
-		{4, triage.StateFollowedUp, triage.StateClosed},
-		{5, triage.StateFollowedUp, triage.StateClosed},
-		{1, triage.StateResolved, triage.StateReopened},
-		{5, triage.StateResolved, triage.StateClosed},
+		{"waiting, 1 reopens", []string{"followup"}, 1, triage.StateReopened, nil},
+		{"waiting, 2 reopens", []string{"followup"}, 2, triage.StateReopened, nil},
+		{"waiting, 3 closes", []string{"followup"}, 3, triage.StateClosed, nil},
+		{"waiting, 5 closes", []string{"followup"}, 5, triage.StateClosed, nil},
+		{"waiting, 0", []string{"followup"}, 0, "", errAny},
+		{"waiting, 6", []string{"followup"}, 6, "", errAny},
+		{"no follow-up yet", nil, 5, "", triage.ErrInvalidTransition},
+		{"no follow-up yet, low", nil, 1, "", triage.ErrInvalidTransition},
+		{"closed unanswered, late 4 stays closed", []string{"followup", "noanswer"}, 4, triage.StateClosed, nil},
+		{"closed unanswered, late 2 reopens", []string{"followup", "noanswer"}, 2, triage.StateReopened, nil},
+		{"rated 4, then 1", []string{"followup", "rate4"}, 1, "", triage.ErrAlreadyRated},
+		{"rated 4, then 5", []string{"followup", "rate4"}, 5, "", triage.ErrAlreadyRated},
+		{"rated 1 and reopened, then 5", []string{"followup", "rate1"}, 5, "", triage.ErrAlreadyRated},
+		{"reopened by a person after the follow-up", []string{"followup", "reopen"}, 5, "", triage.ErrInvalidTransition},
 	}
 	for _, tc := range tests {
-		ctx := context.Background()
-		f := newFixture(t, &triagetest.Classifier{Result: calm})
-		tk := f.resolved(t, "m1")
-		if tc.from == triage.StateFollowedUp {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.resolved(t, "m1")
 			var err error
-			if tk, err = f.tr.FollowedUp(ctx, tk.ID); err != nil {
-				t.Fatal(err)
+			for _, step := range tc.steps {
+				switch step {
+				case "followup":
+					f.clock.Advance(24 * time.Hour)
+					tk, err = f.tr.FollowedUp(ctx, tk.ID, "")
+				case "rate4":
+					tk, err = f.tr.Rate(ctx, tk.ID, 4)
+				case "rate1":
+					tk, err = f.tr.Rate(ctx, tk.ID, 1)
+				case "noanswer":
+					tk = f.closeUnanswered(t, tk.ID)
+				case "reopen":
+					tk, err = f.tr.Reopen(ctx, tk.ID, agent, "customer called")
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
 			}
-		}
-		audit := f.store.Audit(tk.ID)
-		got, err := f.tr.Rate(ctx, tk.ID, tc.rating)
-		if tc.want == "" {
-			if err == nil {
-				t.Errorf("Rate(%d) from %s succeeded", tc.rating, tc.from)
+			audit := f.store.Audit(tk.ID)
+			got, err := f.tr.Rate(ctx, tk.ID, tc.rating)
+			if tc.want == "" {
+				if err == nil || (tc.err != errAny && !errors.Is(err, tc.err)) {
+					t.Errorf("Rate(%d): err = %v, want %v", tc.rating, err, tc.err)
+				}
+				f.unchanged(t, tk, audit)
+				return
 			}
-			f.unchanged(t, tk, audit)
-			continue
+			if err != nil {
+				t.Fatalf("Rate(%d): %v", tc.rating, err)
+			}
+			if got.State != tc.want || got.Rating != tc.rating {
+				t.Errorf("Rate(%d): state %s rating %d, want %s", tc.rating, got.State, got.Rating, tc.want)
+			}
+			if ev := lastEvent(f, tk.ID); ev.Action != "rated" || ev.Actor != triage.ActorCustomer || ev.From != tk.State || ev.To != tc.want {
+				t.Errorf("audit event %+v", ev)
+			}
+		})
+	}
+}
+
+// TestRateConcurrentClicks: of clicks at once on different ratings,
+// exactly one counts and the others are told it was already recorded.
+func TestRateConcurrentClicks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, &triagetest.Classifier{Result: calm})
+	tk := f.resolved(t, "m1")
+	f.clock.Advance(24 * time.Hour)
+	if _, err := f.tr.FollowedUp(ctx, tk.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			_, err := f.tr.Rate(ctx, tk.ID, 1+i%5)
+			errs <- err
+		}()
+	}
+	var ok, already int
+	for range 10 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, triage.ErrAlreadyRated):
+			already++
+		default:
+			t.Errorf("Rate: %v", err)
 		}
-		if err != nil {
-			t.Errorf("Rate(%d) from %s: %v", tc.rating, tc.from, err)
-			continue
+	}
+	if ok != 1 || already != 9 {
+		t.Errorf("%d ratings recorded and %d already recorded, want 1 and 9", ok, already)
+	}
+	var rated int
+	for _, ev := range f.store.Audit(tk.ID) {
+		if ev.Action == "rated" {
+			rated++
 		}
-		if got.State != tc.want || got.Rating != tc.rating {
-			t.Errorf("Rate(%d) from %s: state %s rating %d, want %s", tc.rating, tc.from, got.State, got.Rating, tc.want)
-		}
-		if ev := lastEvent(f, tk.ID); ev.Action != "rated" || ev.From != tc.from || ev.To != tc.want {
-			t.Errorf("audit event %+v", ev)
-		}
+	}
+	if rated != 1 {
+		t.Errorf("%d rated events, want 1", rated)
 	}
 }
 
@@ -447,13 +526,13 @@ func TestInvalidTransitions(t *testing.T) {
 		state []string // actions that bring a routine ticket to the start state
 		act   func(f *fixture, id string) (triage.Ticket, error)
 	}{
-		{"approve a closed ticket", []string{"resolve", "rate5"},
+		{"approve a closed ticket", []string{"resolve", "followup", "rate5"},
 			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Approve(ctx, id, approver, "hello") }},
 		{"approve a replied ticket", []string{"approve"},
 			func(f *fixture, id string) (triage.Ticket, error) {
 				return f.tr.Approve(ctx, id, approver, "hello again")
 			}},
-		{"resolve a closed ticket", []string{"resolve", "rate5"},
+		{"resolve a closed ticket", []string{"resolve", "followup", "rate5"},
 			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Resolve(ctx, id, agent, res, 0) }},
 		{"resolve a resolved ticket", []string{"resolve"},
 			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Resolve(ctx, id, agent, res, 0) }},
@@ -462,7 +541,7 @@ func TestInvalidTransitions(t *testing.T) {
 				return f.tr.Escalate(ctx, id, agent, "legal", "late")
 			}},
 		{"follow up an open ticket", nil,
-			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.FollowedUp(ctx, id) }},
+			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.FollowedUp(ctx, id, "") }},
 		{"rate an open ticket", nil,
 			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Rate(ctx, id, 4) }},
 	}
@@ -477,6 +556,9 @@ func TestInvalidTransitions(t *testing.T) {
 					tk, err = f.tr.Approve(ctx, tk.ID, agent, "first reply")
 				case "resolve":
 					tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, time.Hour)
+				case "followup":
+					f.clock.Advance(time.Hour)
+					tk, err = f.tr.FollowedUp(ctx, tk.ID, "")
 				case "rate5":
 					tk, err = f.tr.Rate(ctx, tk.ID, 5)
 				}
@@ -502,7 +584,7 @@ func TestActionsUnknownTicket(t *testing.T) {
 		"override":   func() (triage.Ticket, error) { return f.tr.Override(ctx, "T9", agent, "type", "refund") },
 		"escalate":   func() (triage.Ticket, error) { return f.tr.Escalate(ctx, "T9", agent, "legal", "x") },
 		"resolve":    func() (triage.Ticket, error) { return f.tr.Resolve(ctx, "T9", agent, triage.Resolution{}, 0) },
-		"followedup": func() (triage.Ticket, error) { return f.tr.FollowedUp(ctx, "T9") },
+		"followedup": func() (triage.Ticket, error) { return f.tr.FollowedUp(ctx, "T9", "") },
 		"rate":       func() (triage.Ticket, error) { return f.tr.Rate(ctx, "T9", 3) },
 		"classify":   func() (triage.Ticket, error) { return f.tr.Classify(ctx, "T9", ann) },
 	}
@@ -557,9 +639,9 @@ func TestActionsMetrics(t *testing.T) {
 	must(f.tr.Resolve(ctx, ids[1], approver, triage.Resolution{Method: "store_credit"}, 48*time.Hour))
 	f.clock.Advance(48 * time.Hour)
 	for _, id := range ids[:2] {
-		must(f.tr.FollowedUp(ctx, id))
+		must(f.tr.FollowedUp(ctx, id, ""))
 	}
-	must(f.tr.FollowedUp(ctx, ids[3]))
+	must(f.tr.FollowedUp(ctx, ids[3], ""))
 	must(f.tr.Rate(ctx, ids[0], 5))
 	must(f.tr.Rate(ctx, ids[1], 2))
 
@@ -675,7 +757,8 @@ func TestPosts(t *testing.T) {
 	must(f.tr.Approve(ctx, tk.ID, approver, draft+" Sam"))
 	must(f.tr.Escalate(ctx, tk.ID, approver, "legal", "threat of action"))
 	must(f.tr.Resolve(ctx, tk.ID, approver, triage.Resolution{RootCause: "carrier_delay", Method: "refund"}, time.Hour))
-	must(f.tr.FollowedUp(ctx, tk.ID))
+	f.clock.Advance(time.Hour)
+	must(f.tr.FollowedUp(ctx, tk.ID, "check-in sent"))
 	must(f.tr.Rate(ctx, tk.ID, 1))
 
 	want := []string{
@@ -689,6 +772,8 @@ func TestPosts(t *testing.T) {
 		"thread C0ESCALATE legal",     //
 		"escalation C0ESCALATE legal", //
 		"card_update C0ESCALATE",      // resolved
+		"thread C0ESCALATE",           //
+		"card_update C0ESCALATE",      // followed up
 		"thread C0ESCALATE",           //
 		"card_update C0ESCALATE",      // rated 1: reopened
 		"thread C0ESCALATE legal",     // the assignee is mentioned
@@ -759,9 +844,9 @@ func TestReopen(t *testing.T) {
 		ok    bool
 	}{
 		{"resolved", []string{"resolve"}, true},
-		{"closed", []string{"resolve", "rate5"}, true},
+		{"closed", []string{"resolve", "followup", "rate5"}, true},
 		{"open", nil, false},
-		{"already reopened", []string{"resolve", "rate1"}, false},
+		{"already reopened", []string{"resolve", "followup", "rate1"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -772,6 +857,8 @@ func TestReopen(t *testing.T) {
 				switch step {
 				case "resolve":
 					tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, 0)
+				case "followup":
+					tk, err = f.tr.FollowedUp(ctx, tk.ID, "")
 				case "rate5":
 					tk, err = f.tr.Rate(ctx, tk.ID, 5)
 				case "rate1":
@@ -828,6 +915,9 @@ func TestAppendEntry(t *testing.T) {
 				}
 			}
 			if tc.close {
+				if _, err = f.tr.FollowedUp(ctx, tk.ID, ""); err != nil {
+					t.Fatal(err)
+				}
 				if tk, err = f.tr.Rate(ctx, tk.ID, 4); err != nil {
 					t.Fatal(err)
 				}
@@ -866,5 +956,74 @@ func TestAppendEntryBeforeRouting(t *testing.T) {
 	}
 	if got := f.get(t, tk.ID); len(got.Entries) != 1 {
 		t.Errorf("entries %+v, want the reply kept", got.Entries)
+	}
+}
+
+func TestFollowedUp(t *testing.T) {
+	ctx := context.Background()
+	checkIn := triage.Post{Kind: triage.PostCustomerReply, Channel: "out:email", ThreadTS: "<m1@example.com>", Text: "How did we do?"}
+	tests := []struct {
+		name  string
+		setup func(f *fixture, id string) // from a ticket resolved with a follow-up due in a day
+		err   error                       // nil when the follow-up is recorded
+	}{
+		{"due", func(f *fixture, _ string) { f.clock.Advance(24 * time.Hour) }, nil},
+		{"overdue", func(f *fixture, _ string) { f.clock.Advance(72 * time.Hour) }, nil},
+		{"not due yet", func(f *fixture, _ string) { f.clock.Advance(24*time.Hour - time.Minute) }, triage.ErrNotDue},
+		{"already sent", func(f *fixture, id string) {
+			f.clock.Advance(24 * time.Hour)
+			if _, err := f.tr.FollowedUp(ctx, id, "first"); err != nil {
+				panic(err)
+			}
+		}, triage.ErrDuplicate},
+		{"reopened meanwhile", func(f *fixture, id string) {
+			f.clock.Advance(24 * time.Hour)
+			if _, err := f.tr.Reopen(ctx, id, agent, "customer called"); err != nil {
+				panic(err)
+			}
+		}, triage.ErrInvalidTransition},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.resolved(t, "m1")
+			tc.setup(f, tk.ID)
+			before := f.get(t, tk.ID)
+			audit := f.store.Audit(tk.ID)
+			posts := len(f.store.Posts())
+			got, err := f.tr.FollowedUp(ctx, tk.ID, "check-in sent by email", checkIn)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				f.unchanged(t, before, audit)
+				if n := len(f.store.Posts()); n != posts {
+					t.Errorf("%d posts queued by a refused follow-up", n-posts)
+				}
+				if tc.err == triage.ErrDuplicate && !reflect.DeepEqual(got, before) {
+					t.Errorf("duplicate returned %+v, want the ticket as stored", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != triage.StateFollowedUp || !got.FollowUpSentAt.Equal(f.clock.Now()) {
+				t.Errorf("state %s sent at %v", got.State, got.FollowUpSentAt)
+			}
+			ev := lastEvent(f, tk.ID)
+			if ev.Action != "followed_up" || ev.Actor != triage.ActorSystem || ev.Detail != "check-in sent by email" {
+				t.Errorf("audit event %+v", ev)
+			}
+			var kinds []string
+			for _, p := range f.store.Posts()[posts:] {
+				kinds = append(kinds, string(p.Kind)+" "+p.Channel+" "+p.Detail+p.Text)
+			}
+			want := []string{"card_update C0QUEUE check-in sent by email", "thread C0QUEUE check-in sent by email",
+				"customer_reply out:email How did we do?"}
+			if !slices.Equal(kinds, want) {
+				t.Errorf("posts %q, want %q", kinds, want)
+			}
+		})
 	}
 }

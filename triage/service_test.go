@@ -538,6 +538,7 @@ func TestClassifyKeepsLifecycle(t *testing.T) {
 		func() (triage.Ticket, error) {
 			return f.tr.Resolve(ctx, tk.ID, "U0AGENT01", triage.Resolution{Method: "information"}, 0)
 		},
+		func() (triage.Ticket, error) { return f.tr.FollowedUp(ctx, tk.ID, "") },
 		func() (triage.Ticket, error) { return f.tr.Rate(ctx, tk.ID, 5) },
 	}
 	for _, step := range steps {
