@@ -122,35 +122,31 @@ func (s *Scheduler) triager() *triage.Triager {
 	return &triage.Triager{Store: s.store, Clock: s.clock}
 }
 
-// followUpReply is the check-in post for t, by its own channel, and a note
-// of the way it went for the card's thread. Slack tickets get the template
-// with rating buttons in the customer's thread; email and webhook tickets
-// the template with the five signed links; tickets with no way back
-// (manual, imported) none, and the note asks the agent to check in.
+// followUpReply is the check-in post for t, by its own channel
+// (triage.ReplyRoute), and a note of the way it went for the card's
+// thread. Slack tickets get the template with rating buttons in the
+// customer's thread; email and webhook tickets the template with the five
+// signed links; tickets with no way back (manual, imported, a webhook
+// ticket without reply URL) none, and the note asks the agent to check in.
 func (s *Scheduler) followUpReply(t triage.Ticket, now time.Time) (*triage.Post, string) {
-	p := triage.Post{Kind: triage.PostCustomerReply, TicketID: t.ID, Action: ActionFollowUp,
-		Actor: triage.ActorSystem, Text: s.cfg.FollowUpTemplate, CreatedAt: now}
-	switch t.Source {
-	case triage.SourceSlack:
-		channel, ts, _ := strings.Cut(t.ReplyTo, "/")
-		if channel == "" || ts == "" {
-			break
-		}
-		p.Channel, p.ThreadTS = channel, ts
-		return &p, "check-in with a 1–5 rating sent in the customer's Slack thread"
-	case triage.SourceEmail, triage.SourceWebhook:
-		p.Channel, p.ThreadTS = triage.OutboundChannel(t.Source), t.ReplyTo
-		how := "by email"
-		if t.Source == triage.SourceWebhook {
-			how = "through the webhook"
-		}
-		if s.cfg.RatingLinks == nil {
-			return &p, "check-in sent " + how + " (no rating links configured)"
-		}
-		p.Text = followUpWithLinks(s.cfg.FollowUpTemplate, t.ID, s.cfg.RatingLinks)
-		return &p, "check-in with 1–5 rating links sent " + how
+	channel, thread, ok := triage.ReplyRoute(t, nil)
+	if !ok {
+		return nil, "no way back to the customer: please check in with them yourself"
 	}
-	return nil, "no way back to the customer: please check in with them yourself"
+	p := triage.Post{Kind: triage.PostCustomerReply, TicketID: t.ID, Channel: channel, ThreadTS: thread,
+		Action: ActionFollowUp, Actor: triage.ActorSystem, Text: s.cfg.FollowUpTemplate, CreatedAt: now}
+	if t.Source == triage.SourceSlack {
+		return &p, "check-in with a 1–5 rating sent in the customer's Slack thread"
+	}
+	how := "by email"
+	if t.Source == triage.SourceWebhook {
+		how = "through the webhook"
+	}
+	if s.cfg.RatingLinks == nil {
+		return &p, "check-in sent " + how + " (no rating links configured)"
+	}
+	p.Text = followUpWithLinks(s.cfg.FollowUpTemplate, t.ID, s.cfg.RatingLinks)
+	return &p, "check-in with 1–5 rating links sent " + how
 }
 
 // ratingLabels name the ends of the scale in links and buttons.

@@ -220,6 +220,70 @@ func TestHighRatingCloses(t *testing.T) {
 	}
 }
 
+// TestApprovalThreadSaysWhereTheReplyWent: the approval's thread post says
+// what Approve queued: a reply by the ticket's source, or, when it queued
+// none (DetailNoReplyRoute), that the agent copies the reply from the card.
+// Posts queued before the marker existed go by the source.
+func TestApprovalThreadSaysWhereTheReplyWent(t *testing.T) {
+	cases := []struct {
+		src    triage.Source
+		detail string
+		want   string
+	}{
+		{triage.SourceEmail, "reply 182 chars", "reply sent by email"},
+		{triage.SourceEmail, triage.DetailNoReplyRoute, "no way back to the customer, copy the reply from the card"},
+		{triage.SourceWebhook, "reply 182 chars", "reply sent through the webhook"},
+		{triage.SourceWebhook, triage.DetailNoReplyRoute, "no way back to the customer, copy the reply from the card"},
+		{triage.SourceSlack, "reply 182 chars", "reply sent in the customer's thread"},
+		{triage.SourceManual, "reply 182 chars", "no way back to the customer, copy the reply from the card"},
+		{triage.SourceManual, triage.DetailNoReplyRoute, "no way back to the customer, copy the reply from the card"},
+	}
+	for _, tc := range cases {
+		tk := approvedTicket()
+		tk.Source = tc.src
+		p := triage.Post{Kind: triage.PostThread, TicketID: tk.ID, Action: "approved", Actor: "U0AGENT01", Detail: tc.detail}
+		msg := ThreadMessage(p, tk, nil)
+		if want := "✅ Approved by <@U0AGENT01>: " + tc.want; !strings.HasPrefix(msg.Text, want) {
+			t.Errorf("%s, detail %q: %q, want it to start %q", tc.src, tc.detail, msg.Text, want)
+		}
+		if strings.Contains(msg.Text, "no reply route") {
+			t.Errorf("%s: the marker itself is shown: %q", tc.src, msg.Text)
+		}
+	}
+}
+
+// TestFollowUpWithoutWayBack: a ticket casebot cannot answer gets no
+// check-in, whatever its source, and the note asks the agent to check in.
+func TestFollowUpWithoutWayBack(t *testing.T) {
+	cases := []struct {
+		name    string
+		src     triage.Source
+		replyTo string
+	}{
+		{"webhook without reply URL", triage.SourceWebhook, ""},
+		{"slack without a thread", triage.SourceSlack, "C0INTAKE"},
+		{"imported", triage.SourceImport, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newSchedHarness(t, schedT0)
+			id := h.resolved(tc.src, tc.replyTo)
+			h.clock.Advance(49 * time.Hour)
+			h.start(h.config())
+			if posts := h.customerPosts(id); len(posts) != 0 {
+				t.Errorf("check-in with no way back: %+v", posts)
+			}
+			if st := h.get(id).State; st != triage.StateFollowedUp {
+				t.Errorf("state %s, want followed_up", st)
+			}
+			notes := h.posts(id, AuditFollowedUp)
+			if len(notes) != 2 || !strings.Contains(notes[1].Detail, "check in with them yourself") {
+				t.Errorf("thread note %+v", notes)
+			}
+		})
+	}
+}
+
 // TestLateRatingInSlack: the rating buttons of a follow-up closed for want
 // of an answer still count once (Triager.Rate's rule): 3–5 leaves the
 // ticket closed, 1–2 reopens it; a second click is already recorded.

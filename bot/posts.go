@@ -91,7 +91,7 @@ func threadText(p triage.Post, t triage.Ticket, loc *time.Location) (head, body 
 	detail := fit(strings.TrimSpace(p.Detail), postDetailMax)
 	switch p.Action {
 	case "approved":
-		head = "✅ Approved by " + actor + ": " + replyRoute(t.Source)
+		head = "✅ Approved by " + actor + ": " + replyRoute(p, t.Source)
 		detail = ""
 	case "escalated":
 		head = "⚠️ Escalated by " + actor
@@ -136,10 +136,15 @@ func threadText(p triage.Post, t triage.Ticket, loc *time.Location) (head, body 
 	return head, body
 }
 
-// replyRoute says how an approved reply reaches the customer of a ticket
-// from src; manual and imported tickets have no way back, so the person
-// copies the reply from the card.
-func replyRoute(src triage.Source) string {
+// replyRoute says how the reply approved in p reaches the customer of a
+// ticket from src. When Approve queued none (triage.DetailNoReplyRoute:
+// manual and imported tickets, a source without a configured sender) the
+// person copies the reply from the card; posts queued before Approve said
+// so go by the source alone.
+func replyRoute(p triage.Post, src triage.Source) string {
+	if p.Detail == triage.DetailNoReplyRoute {
+		return noReplyRoute
+	}
 	switch src {
 	case triage.SourceSlack:
 		return "reply sent in the customer's thread"
@@ -148,8 +153,11 @@ func replyRoute(src triage.Source) string {
 	case triage.SourceWebhook:
 		return "reply sent through the webhook"
 	}
-	return "no way back to the customer, copy the reply from the card"
+	return noReplyRoute
 }
+
+// noReplyRoute is the approval's note when the reply is not sent by casebot.
+const noReplyRoute = "no way back to the customer, copy the reply from the card"
 
 // resolutionText is the root cause, method and note of a resolved ticket.
 func resolutionText(t triage.Ticket) string {

@@ -22,6 +22,37 @@ var (
 	ErrNotDue = errors.New("follow-up not due yet")
 )
 
+// DetailNoReplyRoute is the Detail of the thread post announcing an
+// approval when no customer reply was queued, because casebot has no way
+// back to the customer (see ReplyRoute): the thread then tells the agent to
+// send the reply shown on the card themselves.
+const DetailNoReplyRoute = "no reply route: copy the reply from the card"
+
+// ReplyRoute is where an automatic message to t's customer goes: the
+// outbox channel and thread of its PostCustomerReply. ok is false when
+// there is no way back, and a person must pass the message on. A Slack
+// ticket goes back to its thread (Slack always has a sender); an email
+// ticket by SMTP and a webhook ticket to its reply URL, each only when
+// senders lists its source and, for the webhook, the ticket has a reply
+// URL; manual and imported tickets never. A nil senders stands for every
+// source with a sender in code (Slack, email, webhook).
+func ReplyRoute(t Ticket, senders map[Source]bool) (channel, thread string, ok bool) {
+	has := func(src Source) bool { return senders == nil || senders[src] }
+	switch t.Source {
+	case SourceSlack:
+		return ParseSlackReplyTo(t.ReplyTo)
+	case SourceEmail:
+		if has(SourceEmail) {
+			return OutboundChannel(SourceEmail), t.ReplyTo, true
+		}
+	case SourceWebhook:
+		if has(SourceWebhook) && t.ReplyTo != "" {
+			return OutboundChannel(SourceWebhook), t.ReplyTo, true
+		}
+	}
+	return "", "", false
+}
+
 // ResolutionMethods are the ways a ticket can be resolved (SPEC section 5).
 var ResolutionMethods = []string{"refund", "replacement", "store_credit", "information", "no_action"}
 
@@ -33,7 +64,9 @@ func (c Config) CanApprove(actor string, t Ticket) bool {
 
 // Approve records that actor sent reply to the customer. reply is what was
 // actually sent: the draft as written or as the agent edited it, so the
-// revision size can be measured.
+// revision size can be measured. The reply is queued to the customer when
+// ReplyRoute finds a way back; otherwise the thread post's Detail is
+// DetailNoReplyRoute and the agent sends the text from the card.
 func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket, error) {
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		if !s.Config.CanApprove(actor, *t) {
@@ -55,17 +88,19 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
 		}
 		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
-		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
-			Detail: fmt.Sprintf("reply %d chars", len(reply))}, PostCardUpdate, PostThread)
-		switch t.Source {
-		case SourceSlack:
-			channel, ts, _ := strings.Cut(t.ReplyTo, "/")
-			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
-				ThreadTS: ts, Actor: actor, Text: reply, CreatedAt: now})
-		case SourceEmail, SourceWebhook:
-			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: OutboundChannel(t.Source),
-				ThreadTS: t.ReplyTo, Actor: actor, Text: reply, CreatedAt: now})
+		channel, thread, routed := ReplyRoute(*t, nil)
+		detail := fmt.Sprintf("reply %d chars", len(reply))
+		if !routed {
+			detail += ", not sent: no reply route"
 		}
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "approved", From: from, To: t.State,
+			Detail: detail}, PostCardUpdate, PostThread)
+		if !routed {
+			ev.Posts[1].Detail = DetailNoReplyRoute
+			return ev, nil
+		}
+		ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
+			ThreadTS: thread, Actor: actor, Text: reply, CreatedAt: now})
 		return ev, nil
 	})
 }

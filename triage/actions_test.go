@@ -793,13 +793,16 @@ func TestPosts(t *testing.T) {
 }
 
 // TestCustomerReplyBySource: an approved reply goes back the way the ticket
-// came; a source with no way back gets none, and the agent copies the text.
+// came; a ticket with no way back gets none, and the thread post tells the
+// agent to copy the text.
 func TestCustomerReplyBySource(t *testing.T) {
 	tests := []struct {
 		src     triage.Source
 		replyTo string
 		want    string // "channel thread", "" for no customer reply
 	}{
+		{triage.SourceWebhook, "", ""},
+		{triage.SourceSlack, "C0INTAKE", ""},
 		{triage.SourceSlack, "C0INTAKE/1700000000.000300", "C0INTAKE 1700000000.000300"},
 		{triage.SourceEmail, "<abc@mail.example.com>", triage.OutboundChannel(triage.SourceEmail) + " <abc@mail.example.com>"},
 		{triage.SourceWebhook, "https://shop.example.com/hook", triage.OutboundChannel(triage.SourceWebhook) + " https://shop.example.com/hook"},
@@ -807,7 +810,7 @@ func TestCustomerReplyBySource(t *testing.T) {
 		{triage.SourceImport, "", ""},
 	}
 	for _, tc := range tests {
-		t.Run(string(tc.src), func(t *testing.T) {
+		t.Run(string(tc.src)+" "+tc.replyTo, func(t *testing.T) {
 			f := newFixture(t, &triagetest.Classifier{Result: calm})
 			in := f.inbound("m1", routine, ann)
 			in.Source, in.ReplyTo = tc.src, tc.replyTo
@@ -816,13 +819,20 @@ func TestCustomerReplyBySource(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
+			copyNote := false
 			for _, p := range f.store.Posts() {
-				if p.Kind == triage.PostCustomerReply {
+				switch p.Kind {
+				case triage.PostCustomerReply:
 					got = append(got, p.Channel+" "+p.ThreadTS)
 					if p.Text != "On its way." || p.Actor != agent || p.TicketID != tk.ID {
 						t.Errorf("customer reply %+v", p)
 					}
+				case triage.PostThread:
+					copyNote = p.Action == "approved" && p.Detail == triage.DetailNoReplyRoute
 				}
+			}
+			if copyNote != (tc.want == "") {
+				t.Errorf("thread post says copy the reply: %v, want %v", copyNote, tc.want == "")
 			}
 			var want []string
 			if tc.want != "" {
@@ -1025,5 +1035,43 @@ func TestFollowedUp(t *testing.T) {
 				t.Errorf("posts %q, want %q", kinds, want)
 			}
 		})
+	}
+}
+
+func TestReplyRoute(t *testing.T) {
+	email := map[triage.Source]bool{triage.SourceEmail: true}
+	webhook := map[triage.Source]bool{triage.SourceWebhook: true}
+	none := map[triage.Source]bool{}
+	tests := []struct {
+		src     triage.Source
+		replyTo string
+		senders map[triage.Source]bool
+		want    string // "channel thread", "" for no route
+	}{
+		{triage.SourceSlack, "C0INTAKE/1700000000.000300", nil, "C0INTAKE 1700000000.000300"},
+		{triage.SourceSlack, "C0INTAKE/1700000000.000300", none, "C0INTAKE 1700000000.000300"},
+		{triage.SourceSlack, "C0INTAKE", nil, ""},
+		{triage.SourceSlack, "", nil, ""},
+		{triage.SourceEmail, "<abc@mail.example.com>", nil, "out:email <abc@mail.example.com>"},
+		{triage.SourceEmail, "<abc@mail.example.com>", email, "out:email <abc@mail.example.com>"},
+		{triage.SourceEmail, "<abc@mail.example.com>", webhook, ""},
+		{triage.SourceEmail, "<abc@mail.example.com>", none, ""},
+		{triage.SourceWebhook, "https://shop.example.com/hook", nil, "out:webhook https://shop.example.com/hook"},
+		{triage.SourceWebhook, "https://shop.example.com/hook", webhook, "out:webhook https://shop.example.com/hook"},
+		{triage.SourceWebhook, "https://shop.example.com/hook", email, ""},
+		{triage.SourceWebhook, "", nil, ""},
+		{triage.SourceManual, "", nil, ""},
+		{triage.SourceManual, "C0INTAKE/1700000000.000300", nil, ""},
+		{triage.SourceImport, "", nil, ""},
+	}
+	for _, tc := range tests {
+		channel, thread, ok := triage.ReplyRoute(triage.Ticket{Source: tc.src, ReplyTo: tc.replyTo}, tc.senders)
+		got := ""
+		if ok {
+			got = channel + " " + thread
+		}
+		if got != tc.want {
+			t.Errorf("ReplyRoute(%s %q, %v) = %q, want %q", tc.src, tc.replyTo, tc.senders, got, tc.want)
+		}
 	}
 }
