@@ -94,7 +94,8 @@ type MailboxOptions struct {
 	// ticket and an error wrapping triage.ErrDuplicate. Required.
 	Intake func(ctx context.Context, in triage.Inbound) (triage.Ticket, error)
 	// Append adds a reply to an existing ticket (the Triager's
-	// AppendEntry). Required.
+	// AppendEntry); a reply already on the ticket is answered with an
+	// error wrapping triage.ErrDuplicate, which counts as added. Required.
 	Append func(ctx context.Context, ticketID string, e triage.Entry) error
 	// FindThread returns the ticket whose first message (ExternalID) or
 	// answered message (ReplyTo) is one of messageIDs, which come without
@@ -102,7 +103,7 @@ type MailboxOptions struct {
 	FindThread func(ctx context.Context, messageIDs []string) (ticketID string, ok bool, err error)
 	// Ticket and Customer read a stored ticket and customer (Tickets.Get,
 	// Tickets.Customer): a reply is appended only when its sender is the
-	// ticket's customer, and not twice. Required.
+	// ticket's customer. Required.
 	Ticket   func(ctx context.Context, id string) (triage.Ticket, error)
 	Customer func(ctx context.Context, id string) (triage.Customer, error)
 	// Enqueue hands a newly stored ticket to classification; it must not
@@ -514,8 +515,8 @@ func (m *Mailbox) handle(ctx context.Context, log *slog.Logger, e Email, interna
 	return nil
 }
 
-// appendReply adds e to ticket id when e's sender is the ticket's customer
-// and the same entry is not there yet. It reports false, with no error,
+// appendReply adds e to ticket id when e's sender is the ticket's customer;
+// AppendEntry keeps a re-read from adding it twice. It reports false, with no error,
 // for a sender who is someone else: their message becomes its own ticket,
 // so nobody can add text to another customer's case by quoting a
 // Message-ID.
@@ -538,13 +539,12 @@ func (m *Mailbox) appendReply(ctx context.Context, log *slog.Logger, id string, 
 		body = strings.TrimSpace(body + "\n\n[attachments: " + strings.Join(in.Attachments, ", ") + "]")
 	}
 	entry := triage.Entry{At: in.ReceivedAt, Author: e.From, Body: body}
-	if slices.ContainsFunc(t.Entries, func(x triage.Entry) bool {
-		return x.At.Equal(entry.At) && x.Author == entry.Author && x.Body == entry.Body
-	}) {
+	err = m.opts.Append(ctx, id, entry)
+	switch {
+	case errors.Is(err, triage.ErrDuplicate):
 		log.LogAttrs(ctx, slog.LevelInfo, "imap: reply already on the ticket", slog.String("ticket", id))
 		return true, nil
-	}
-	if err := m.opts.Append(ctx, id, entry); err != nil {
+	case err != nil:
 		return false, fmt.Errorf("append to ticket %s: %w", id, err)
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "imap: reply added to ticket", slog.String("ticket", id))

@@ -456,6 +456,43 @@ func TestMailboxThreadIsOneTicket(t *testing.T) {
 	}
 }
 
+// TestMailboxReplyReadTwiceWithStaleView: a reply read again while the
+// mailbox's view of the ticket does not show it yet (a concurrent read, a
+// lagging replica) is not added twice: AppendEntry refuses the duplicate
+// inside its transaction, and the mailbox takes that as done and marks the
+// message seen.
+func TestMailboxReplyReadTwiceWithStaleView(t *testing.T) {
+	env := startIMAP(t, imapConfig{caps: capsPoll})
+	d := newDesk(t)
+	first := mail1("maria@example.com", "a1@example.com", "Broken lamp", "My lamp arrived broken.")
+	reply := mail1("maria@example.com", "a2@example.com", "Re: Broken lamp", "Here is a photo.",
+		"In-Reply-To: <a1@example.com>", "References: <a1@example.com>")
+	env.deliver(t, first, reply)
+	stop := run(t, d.options(env.addr))
+	check := env.client(t)
+	waitFor(t, "the reply on the ticket", func() bool {
+		all := d.tickets.All()
+		return len(all) == 1 && len(all[0].Entries) == 1
+	})
+	waitFor(t, "all marked seen", allSeen(t, check))
+	stop()
+
+	markUnseen(t, check)
+	d2 := &desk{tickets: d.tickets, triager: d.triager}
+	opts := d2.options(env.addr)
+	opts.Ticket = func(ctx context.Context, id string) (triage.Ticket, error) {
+		tk, err := d.tickets.Get(ctx, id)
+		tk.Entries = nil
+		return tk, err
+	}
+	run(t, opts)
+	waitFor(t, "the re-read marked seen", allSeen(t, check))
+	all := d.tickets.All()
+	if len(all) != 1 || len(all[0].Entries) != 1 {
+		t.Errorf("after the re-read: %d tickets, %d entries; want 1 and 1", len(all), len(all[0].Entries))
+	}
+}
+
 func TestMailboxMarksSeenOnlyAfterCommit(t *testing.T) {
 	env := startIMAP(t, imapConfig{caps: capsPoll})
 	d := newDesk(t)

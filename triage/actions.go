@@ -294,24 +294,86 @@ const ReopenWindow = 14 * 24 * time.Hour
 // AppendEntry adds a customer's follow-up message (a thread reply, an email
 // in the same thread) to a ticket. A message within ReopenWindow of
 // resolution reopens the ticket.
+//
+// The escalation rules read the ticket's whole text again, so a reply that
+// threatens a chargeback dispute flags the ticket as the first message
+// would have: new triggers are recorded, their flags added and urgency
+// raised as in MergeClassification, NeedsApproval set when one needs it, and
+// their owners mentioned in the card's thread. Nothing a rule set earlier is
+// removed or lowered, and the ticket is not routed again. A ticket not
+// classified yet is left to Classify, which reads the entries as well.
+//
+// An entry equal to one already on the ticket (same At, Author and Body: a
+// redelivered message) is not added twice: AppendEntry then writes nothing
+// and returns the ticket as it is with an error wrapping ErrDuplicate, which
+// callers treat as success.
 func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, error) {
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
-		from := t.State
-		if e.At.IsZero() {
-			e.At = s.Clock.Now()
+	if e.At.IsZero() {
+		e.At = s.Clock.Now()
+	}
+	var current Ticket
+	t, err := s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		if slices.ContainsFunc(t.Entries, func(x Entry) bool {
+			return x.At.Equal(e.At) && x.Author == e.Author && x.Body == e.Body
+		}) {
+			current = *t
+			return AuditEvent{}, fmt.Errorf("entry of %s at %s already on ticket %s: %w",
+				e.Author, e.At.Format(time.RFC3339Nano), t.ID, ErrDuplicate)
 		}
+		from := t.State
 		t.Entries = append(t.Entries, e)
 		if !from.Open() && !t.ResolvedAt.IsZero() && e.At.Sub(t.ResolvedAt) <= ReopenWindow {
 			if err := t.Transition(StateReopened); err != nil {
 				return AuditEvent{}, err
 			}
 		}
+		var added []Trigger
+		if from != StateReceived {
+			// Classification, still to come, reads the entries too.
+			added = s.addTriggers(t)
+		}
+		detail := fmt.Sprintf("%d chars", len(e.Body))
+		var mentions []string
+		for _, tr := range added {
+			detail += "; rule " + tr.Rule + ": " + tr.Reason
+			for _, u := range s.Config.Owners[tr.Owner] {
+				if !slices.Contains(mentions, u) {
+					mentions = append(mentions, u)
+				}
+			}
+		}
 		ev := AuditEvent{TicketID: t.ID, At: e.At, Actor: ActorCustomer, Action: "customer_wrote",
-			From: from, To: t.State, Detail: fmt.Sprintf("%d chars", len(e.Body))}
+			From: from, To: t.State, Detail: detail}
 		if t.Route.Channel == "" {
 			// Not routed yet: the card, when posted, shows the entry.
 			return ev, nil
 		}
-		return withPosts(ev, PostCardUpdate, PostThread), nil
+		ev = withPosts(ev, PostCardUpdate, PostThread)
+		ev.Posts[1].Mentions = mentions
+		return ev, nil
 	})
+	if errors.Is(err, ErrDuplicate) {
+		return current, err
+	}
+	return t, err
+}
+
+// addTriggers evaluates the rules on t's whole text and applies the
+// triggers that had not fired yet, returning them. The customer rules (VIP,
+// repeat) were decided at classification and are not asked again; the
+// amount is the one recorded on the ticket.
+func (s *Triager) addTriggers(t *Ticket) []Trigger {
+	var added []Trigger
+	for _, tr := range s.Rules.Evaluate(RuleInput{Text: ticketText(*t), Amount: t.Classification.Amount}) {
+		if slices.ContainsFunc(t.Triggers, func(o Trigger) bool { return o.Rule == tr.Rule }) {
+			continue
+		}
+		added = append(added, tr)
+		t.Triggers = append(t.Triggers, tr)
+		t.NeedsApproval = t.NeedsApproval || tr.NeedsApproval
+	}
+	if len(added) > 0 {
+		t.Classification = MergeClassification(t.Classification, added)
+	}
+	return added
 }

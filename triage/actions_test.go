@@ -1038,6 +1038,122 @@ func TestFollowedUp(t *testing.T) {
 	}
 }
 
+// TestAppendEntryRules: an appended message goes through the escalation
+// rules with the rest of the ticket's text; what they find is added, and
+// nothing is taken away.
+func TestAppendEntryRules(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		body     string // the first message
+		override string // urgency a person set before the reply, if any
+		reply    string
+		rules    []string // every trigger's rule after the reply
+		flags    []triage.Flag
+		urgency  triage.Level
+		approval bool
+		mentions []string // in the thread post
+	}{
+		{name: "routine reply", body: routine, reply: "Any news?", urgency: triage.LevelLow},
+		{name: "chargeback threat", body: routine, reply: "I will file a chargeback dispute with my bank.",
+			rules: []string{"legal"}, flags: []triage.Flag{triage.FlagLegal}, urgency: triage.LevelHigh,
+			approval: true, mentions: []string{"U0LEGAL01"}},
+		{name: "split across messages", body: "Still no parcel. Next stop is small", reply: "claims, I mean it.",
+			rules: []string{"legal"}, flags: []triage.Flag{triage.FlagLegal}, urgency: triage.LevelHigh,
+			approval: true, mentions: []string{"U0LEGAL01"}},
+		{name: "review threat", body: routine, reply: "I am going to post a review on Trustpilot.",
+			rules: []string{"reputation"}, flags: []triage.Flag{triage.FlagReputation}, urgency: triage.LevelMedium,
+			mentions: []string{"U0BRAND01"}},
+		{name: "legal again", body: lawyer, reply: "My lawyer says we go to court.", rules: []string{"legal"},
+			flags: []triage.Flag{triage.FlagLegal}, urgency: triage.LevelHigh, approval: true},
+		{name: "never lowered", body: routine, override: "high", reply: "I will post a review.",
+			rules: []string{"reputation"}, flags: []triage.Flag{triage.FlagReputation}, urgency: triage.LevelHigh,
+			mentions: []string{"U0BRAND01"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", tc.body, "")
+			if tc.override != "" {
+				if _, err := f.tr.Override(ctx, tk.ID, approver, "urgency", tc.override); err != nil {
+					t.Fatal(err)
+				}
+			}
+			posts := len(f.store.Posts())
+			got, err := f.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: "ann@example.com", Body: tc.reply})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rules []string
+			for _, tr := range got.Triggers {
+				rules = append(rules, tr.Rule)
+			}
+			if !slices.Equal(rules, tc.rules) || !slices.Equal(got.Classification.Flags, tc.flags) {
+				t.Errorf("rules %v flags %v, want %v %v", rules, got.Classification.Flags, tc.rules, tc.flags)
+			}
+			if got.Classification.Urgency != tc.urgency || got.NeedsApproval != tc.approval {
+				t.Errorf("urgency %s needs approval %v, want %s %v", got.Classification.Urgency, got.NeedsApproval,
+					tc.urgency, tc.approval)
+			}
+			if !reflect.DeepEqual(got.Route, tk.Route) {
+				t.Errorf("route %+v, want it unchanged %+v", got.Route, tk.Route)
+			}
+			var mentions []string
+			for _, p := range f.store.Posts()[posts:] {
+				if p.Kind == triage.PostThread {
+					mentions = p.Mentions
+				}
+			}
+			if !slices.Equal(mentions, tc.mentions) {
+				t.Errorf("thread mentions %v, want %v", mentions, tc.mentions)
+			}
+		})
+	}
+}
+
+// TestAppendEntryDuplicate: the same message delivered twice is one entry;
+// the second AppendEntry writes nothing and says ErrDuplicate.
+func TestAppendEntryDuplicate(t *testing.T) {
+	ctx := context.Background()
+	at := t0.Add(time.Hour)
+	first := triage.Entry{At: at, Author: "ann@example.com", Body: "Any news?"}
+	tests := []struct {
+		name string
+		e    triage.Entry
+		dup  bool
+	}{
+		{"same message", first, true},
+		{"same text, later", triage.Entry{At: at.Add(time.Second), Author: first.Author, Body: first.Body}, false},
+		{"same time, other text", triage.Entry{At: at, Author: first.Author, Body: "Hello?"}, false},
+		{"same time and text, other author", triage.Entry{At: at, Author: "bo@example.com", Body: first.Body}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", routine, "")
+			tk, err := f.tr.AppendEntry(ctx, tk.ID, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			audit := f.store.Audit(tk.ID)
+			got, err := f.tr.AppendEntry(ctx, tk.ID, tc.e)
+			if !tc.dup {
+				if err != nil || len(got.Entries) != 2 {
+					t.Fatalf("entries %d, err %v; want 2 and none", len(got.Entries), err)
+				}
+				return
+			}
+			if !errors.Is(err, triage.ErrDuplicate) {
+				t.Fatalf("err = %v, want ErrDuplicate", err)
+			}
+			if !reflect.DeepEqual(got, tk) {
+				t.Errorf("returned %+v, want the ticket as stored", got)
+			}
+			f.unchanged(t, tk, audit)
+		})
+	}
+}
+
 func TestReplyRoute(t *testing.T) {
 	email := map[triage.Source]bool{triage.SourceEmail: true}
 	webhook := map[triage.Source]bool{triage.SourceWebhook: true}
