@@ -12,7 +12,7 @@ import (
 // Sentinel errors of the agent and customer actions.
 var (
 	// ErrNotAuthorized is returned when a person without approval authority
-	// tries to approve a ticket that needs it.
+	// tries to approve, or to resolve unanswered, a ticket that needs it.
 	ErrNotAuthorized = errors.New("not authorized")
 	// ErrAlreadyRated is returned by Rate when the ticket's follow-up already
 	// has its rating: a second click, which callers answer kindly.
@@ -171,7 +171,10 @@ type Resolution struct {
 }
 
 // Resolve closes the work on a ticket with its root cause and schedules the
-// follow-up after the configured delay.
+// follow-up after the configured delay. A ticket that needs approval
+// authority and got no reply yet may be resolved only by an approver
+// (ErrNotAuthorized otherwise): resolving would close, and send the
+// follow-up to, a legal or safety case nobody with authority looked at.
 func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, followUpAfter time.Duration) (Ticket, error) {
 	if r.RootCause != "" && !slices.Contains(s.Config.RootCauses, r.RootCause) {
 		return Ticket{}, fmt.Errorf("resolve ticket %s: root cause %q is not in the taxonomy", id, r.RootCause)
@@ -180,6 +183,9 @@ func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, f
 		return Ticket{}, fmt.Errorf("resolve ticket %s: unknown resolution method %q", id, r.Method)
 	}
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		if t.NeedsApproval && t.Sent == "" && !s.Config.CanApprove(actor, *t) {
+			return AuditEvent{}, fmt.Errorf("resolve ticket %s by %s before an approved reply: %w", t.ID, actor, ErrNotAuthorized)
+		}
 		from := t.State
 		if err := t.Transition(StateResolved); err != nil {
 			return AuditEvent{}, err

@@ -1038,6 +1038,47 @@ func TestFollowedUp(t *testing.T) {
 	}
 }
 
+func TestResolveNeedsAuthority(t *testing.T) {
+	ctx := context.Background()
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	tests := []struct {
+		name    string
+		body    string
+		replied bool // an approver sent a reply first
+		actor   string
+		err     error
+	}{
+		{"routine, agent", routine, false, agent, nil},
+		{"legal, unanswered, agent", lawyer, false, agent, triage.ErrNotAuthorized},
+		{"legal, unanswered, approver", lawyer, false, approver, nil},
+		{"legal, answered by an approver, agent", lawyer, true, agent, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", tc.body, "")
+			if tc.replied {
+				var err error
+				if tk, err = f.tr.Approve(ctx, tk.ID, approver, "We are looking into it."); err != nil {
+					t.Fatal(err)
+				}
+			}
+			audit := f.store.Audit(tk.ID)
+			got, err := f.tr.Resolve(ctx, tk.ID, tc.actor, res, 48*time.Hour)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				f.unchanged(t, tk, audit)
+				return
+			}
+			if err != nil || got.State != triage.StateResolved {
+				t.Fatalf("Resolve: state %s, err %v", got.State, err)
+			}
+		})
+	}
+}
+
 // TestAppendEntryRules: an appended message goes through the escalation
 // rules with the rest of the ticket's text; what they find is added, and
 // nothing is taken away.
