@@ -106,8 +106,8 @@ type MailboxOptions struct {
 	// ticket's customer. Required.
 	Ticket   func(ctx context.Context, id string) (triage.Ticket, error)
 	Customer func(ctx context.Context, id string) (triage.Customer, error)
-	// Enqueue hands a newly stored ticket to classification; it must not
-	// block. Required.
+	// Enqueue hands a stored ticket to classification, new or a repeat of
+	// one still unclassified; it must not block. Required.
 	Enqueue func(ticketID string)
 	// Clock stamps messages without a usable date; the system clock when
 	// nil.
@@ -498,19 +498,14 @@ func (m *Mailbox) handle(ctx context.Context, log *slog.Logger, e Email, interna
 		}
 	}
 	t, err := m.opts.Intake(ctx, in)
+	repeat, err := enqueueStored(t, err, m.opts.Enqueue)
 	switch {
-	case err == nil:
-		m.opts.Enqueue(t.ID)
-		log.LogAttrs(ctx, slog.LevelInfo, "imap: ticket stored", slog.String("ticket", t.ID))
-	case errors.Is(err, triage.ErrDuplicate) && t.ID != "":
-		if t.State == triage.StateReceived {
-			// Stored by an earlier read that stopped before classification;
-			// this read finishes the job, as Triager.Process does.
-			m.opts.Enqueue(t.ID)
-		}
+	case err != nil:
+		return fmt.Errorf("intake: %w", err)
+	case repeat:
 		log.LogAttrs(ctx, slog.LevelInfo, "imap: message already stored", slog.String("ticket", t.ID))
 	default:
-		return fmt.Errorf("intake: %w", err)
+		log.LogAttrs(ctx, slog.LevelInfo, "imap: ticket stored", slog.String("ticket", t.ID))
 	}
 	return nil
 }

@@ -31,9 +31,10 @@ type WebhookOptions struct {
 	// Intake. A repeat returns the existing ticket and an error wrapping
 	// triage.ErrDuplicate. Required.
 	Intake func(ctx context.Context, in triage.Inbound) (triage.Ticket, error)
-	// Enqueue hands a newly stored ticket to classification. It is called
-	// after Intake has committed and before the response is written, so it
-	// must not block. Required.
+	// Enqueue hands a stored ticket to classification: a new one, or a
+	// repeat of one still unclassified. It is called after Intake has
+	// committed and before the response is written, so it must not block.
+	// Required.
 	Enqueue func(ticketID string)
 	// Clock checks the signature timestamp and bounds received_at; the
 	// system clock when nil.
@@ -112,21 +113,41 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := h.opts.Intake(r.Context(), in)
+	repeat, err := enqueueStored(t, err, h.opts.Enqueue)
 	switch {
-	case err == nil:
-		h.opts.Enqueue(t.ID)
-		writeJSON(w, http.StatusAccepted, accepted{TicketID: t.ID})
-	case errors.Is(err, triage.ErrDuplicate) && t.ID != "":
-		// Already stored and enqueued by the delivery that created it.
-		writeJSON(w, http.StatusOK, accepted{TicketID: t.ID, Duplicate: true})
-	default:
+	case err != nil:
 		h.log.LogAttrs(r.Context(), slog.LevelError, "webhook ticket not stored",
 			slog.String("external_id", in.ExternalID), slog.Any("err", err))
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		writeJSON(w, http.StatusServiceUnavailable, &apiError{Error: "unavailable",
 			Detail: "the ticket was not stored; retry after " + strconv.Itoa(retryAfter) +
 				" seconds with the same external_id (retries are safe: a ticket is stored once)"})
+	case repeat:
+		writeJSON(w, http.StatusOK, accepted{TicketID: t.ID, Duplicate: true})
+	default:
+		writeJSON(w, http.StatusAccepted, accepted{TicketID: t.ID})
 	}
+}
+
+// enqueueStored hands the ticket Intake answered with to enqueue when it
+// needs classifying: stored just now, or stored by an earlier delivery that
+// stopped before classification (a repeat of a ticket still received),
+// which the repeat then finishes, as Triager.Process does. It reports
+// whether the message was a repeat, and returns any error of Intake but
+// the duplicate.
+func enqueueStored(t triage.Ticket, err error, enqueue func(ticketID string)) (repeat bool, _ error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, triage.ErrDuplicate) && t.ID != "":
+		repeat = true
+		if t.State != triage.StateReceived {
+			return repeat, nil
+		}
+	default:
+		return false, err
+	}
+	enqueue(t.ID)
+	return repeat, nil
 }
 
 // check validates the request and returns the ticket as an Inbound, or the

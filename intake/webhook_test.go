@@ -188,27 +188,57 @@ func TestWebhookVariants(t *testing.T) {
 	}
 }
 
+// TestWebhookDuplicate: a retry is the same ticket, answered 200 with
+// duplicate set; it is queued for classification again only while the
+// ticket is still unclassified (the first delivery's job was lost).
 func TestWebhookDuplicate(t *testing.T) {
-	f := newFixture(t)
-	first := f.serve(signed([]byte(validBody), t0))
-	// The retry is signed afresh a minute later, as a sender's retry is.
-	f.clock.Advance(time.Minute)
-	second := f.serve(signed([]byte(validBody), t0.Add(time.Minute)))
-	if first.Code != http.StatusAccepted || second.Code != http.StatusOK {
-		t.Fatalf("statuses %d, %d; bodies %s %s", first.Code, second.Code, first.Body, second.Body)
+	tests := []struct {
+		name       string
+		classified bool // the ticket was classified between the deliveries
+		enqueued   int
+	}{
+		{"still received", false, 2},
+		{"classified", true, 1},
 	}
-	var a, b accepted
-	if err := errors.Join(json.Unmarshal(first.Body.Bytes(), &a), json.Unmarshal(second.Body.Bytes(), &b)); err != nil {
-		t.Fatal(err)
-	}
-	if a.Duplicate || !b.Duplicate || a.TicketID != b.TicketID {
-		t.Errorf("responses %+v then %+v, want the same ticket, second a duplicate", a, b)
-	}
-	if n := len(f.tickets.All()); n != 1 {
-		t.Errorf("%d tickets stored, want 1", n)
-	}
-	if _, enq := f.calls(); len(enq) != 1 {
-		t.Errorf("enqueued %v, want once", enq)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			first := f.serve(signed([]byte(validBody), t0))
+			var a accepted
+			if err := json.Unmarshal(first.Body.Bytes(), &a); err != nil {
+				t.Fatal(err)
+			}
+			if tc.classified {
+				if _, err := f.tickets.Update(context.Background(), a.TicketID, func(x *triage.Ticket) (triage.AuditEvent, error) {
+					x.State = triage.StateAwaitingReview
+					return triage.AuditEvent{Actor: "test", Action: "fixture"}, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The retry is signed afresh a minute later, as a sender's retry is.
+			f.clock.Advance(time.Minute)
+			second := f.serve(signed([]byte(validBody), t0.Add(time.Minute)))
+			if first.Code != http.StatusAccepted || second.Code != http.StatusOK {
+				t.Fatalf("statuses %d, %d; bodies %s %s", first.Code, second.Code, first.Body, second.Body)
+			}
+			var b accepted
+			if err := json.Unmarshal(second.Body.Bytes(), &b); err != nil {
+				t.Fatal(err)
+			}
+			if a.Duplicate || !b.Duplicate || a.TicketID != b.TicketID {
+				t.Errorf("responses %+v then %+v, want the same ticket, second a duplicate", a, b)
+			}
+			if n := len(f.tickets.All()); n != 1 {
+				t.Errorf("%d tickets stored, want 1", n)
+			}
+			if _, enq := f.calls(); len(enq) != tc.enqueued || enq[len(enq)-1] != a.TicketID {
+				t.Errorf("enqueued %v, want %s %d times", enq, a.TicketID, tc.enqueued)
+			}
+			if f.enqueueErr != nil {
+				t.Error(f.enqueueErr)
+			}
+		})
 	}
 }
 
