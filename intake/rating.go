@@ -201,12 +201,3 @@ func RecordRating(rate func(ctx context.Context, id string, rating int) (triage.
 		return err
 	}
 }
-
-// RateOnce is RecordRating for callers that still pass the ticket reader
-// it once used for a check that Triager.Rate now makes itself.
-//
-// Deprecated: use RecordRating.
-func RateOnce(_ func(ctx context.Context, id string) (triage.Ticket, error),
-	rate func(ctx context.Context, id string, rating int) (triage.Ticket, error)) RateFunc {
-	return RecordRating(rate)
-}

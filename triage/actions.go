@@ -88,7 +88,7 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
 		}
 		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
-		channel, thread, routed := ReplyRoute(*t, nil)
+		channel, thread, routed := ReplyRoute(*t, s.Senders)
 		detail := fmt.Sprintf("reply %d chars", len(reply))
 		if !routed {
 			detail += ", not sent: no reply route"

@@ -26,6 +26,10 @@ type Triager struct {
 	// Classified, when set, is called with every ticket Classify stored, by
 	// whichever path it arrived; a Pipeline uses it to queue the draft.
 	Classified func(Ticket)
+	// Senders lists the sources whose replies can be sent back
+	// automatically (email needs SMTP); nil means every source's. A reply
+	// without a sender is recorded on approval and copied by hand.
+	Senders map[Source]bool
 }
 
 // NewTriager builds a Triager from config with the keyword classifier; set
@@ -107,6 +111,7 @@ func (s *Triager) classifyStored(ctx context.Context, id string, customer Custom
 		t.Classification.Amount)
 	c, by, reason, triggers := a.Classification, a.By, a.Reason, a.Triggers
 	route := s.Router.Route(c, t.Source, triggers)
+	entriesRead := len(t.Entries)
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
 		if from != StateReceived {
@@ -117,6 +122,11 @@ func (s *Triager) classifyStored(ctx context.Context, id string, customer Custom
 		t.ClassifiedBy, t.RulesReason = by, reason
 		t.Triggers, t.Route = triggers, route
 		t.NeedsApproval = slices.ContainsFunc(triggers, func(tr Trigger) bool { return tr.NeedsApproval })
+		if len(t.Entries) != entriesRead {
+			// The customer wrote again while the model was reading: the
+			// rules read that too.
+			s.addTriggers(t)
+		}
 		detail := fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s", c.Type, c.Urgency, c.Flags, route.Channel, by)
 		if reason != "" {
 			detail += " (" + reason + ")"

@@ -576,7 +576,7 @@ func (d *demo) followUps(ctx context.Context) error {
 
 // rateInSlack clicks rating r on the follow-up in the customer's thread.
 func (d *demo) rateInSlack(t triage.Ticket, r int) error {
-	channel, thread, _ := strings.Cut(t.ReplyTo, "/")
+	channel, thread, _ := triage.ParseSlackReplyTo(t.ReplyTo)
 	action := bot.ActionRatePrefix + strconv.Itoa(r)
 	var ts string
 	if err := d.wait("the follow-up in "+t.ID+"'s thread", func() bool {

@@ -105,6 +105,10 @@ func (s *System) Open(ctx context.Context) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	tr.Drafter = triage.TemplateDrafter{}
+	// Replies go back by Slack and by each webhook's reply URL; by email
+	// only with an SMTP server to send them.
+	tr.Senders = map[triage.Source]bool{triage.SourceSlack: true, triage.SourceWebhook: true,
+		triage.SourceEmail: s.Config.Email.SMTPAddr != ""}
 	s.metrics = newPromMetrics(s)
 	tr.Store = s.metrics.countCreates(db)
 	s.Triager = tr
@@ -262,7 +266,7 @@ func (s *System) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if s.Ratings != nil {
-		mux.Handle("GET "+intake.RatingPath, s.Ratings.Handler(intake.RateOnce(s.DB.Get, s.Triager.Rate), s.Logger))
+		mux.Handle("GET "+intake.RatingPath, s.Ratings.Handler(intake.RecordRating(s.Triager.Rate), s.Logger))
 	}
 	mux.Handle("GET /metrics", s.metrics.handler(s.Logger))
 	if s.Secrets.WebhookSecret != "" {
