@@ -30,7 +30,16 @@ type Triager struct {
 	// automatically (email needs SMTP); nil means every source's. A reply
 	// without a sender is recorded on approval and copied by hand.
 	Senders map[Source]bool
+	// Acknowledgement is the operator's automatic "we got your message"
+	// text, sent when a ticket is triaged; empty sends none. It is the only
+	// message besides the follow-up that reaches a customer without a
+	// click, and an operator wrote it (SPEC section 1, invariant 3).
+	Acknowledgement string
 }
+
+// ActionAcknowledged marks the PostCustomerReply carrying the
+// acknowledgement.
+const ActionAcknowledged = "acknowledged"
 
 // NewTriager builds a Triager from config with the keyword classifier; set
 // Model and Drafter afterwards to use a model.
@@ -155,6 +164,10 @@ func (s *Triager) classifyStored(ctx context.Context, id string, customer Custom
 		}
 		ev.Action, ev.To = "triaged", next
 		ev.Posts = []Post{{Kind: PostCard, TicketID: t.ID, Channel: route.Channel, Mentions: route.Mentions, CreatedAt: s.Clock.Now()}}
+		if channel, thread, ok := ReplyRoute(*t, s.Senders); ok && s.Acknowledgement != "" {
+			ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel, ThreadTS: thread,
+				Action: ActionAcknowledged, Actor: ActorSystem, Text: s.Acknowledgement, CreatedAt: s.Clock.Now()})
+		}
 		return ev, nil
 	})
 }

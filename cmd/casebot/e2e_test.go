@@ -197,13 +197,23 @@ func TestE2EApproveReplyResolve(t *testing.T) {
 
 	e.click("C0QUEUE", card.TS, bot.ActionApprove, agentUser)
 	e.waitFor("the reply in the customer's thread", func() bool {
+		draft := e.ticket(id).Draft
 		for _, m := range e.fake.Messages(intakeChannel) {
-			if m.BotID != "" && m.ThreadTS != "" && m.ThreadTS != m.TS {
+			if m.BotID != "" && m.ThreadTS != "" && m.ThreadTS != m.TS && strings.Contains(m.Text, draft) {
 				return true
 			}
 		}
 		return false
 	})
+	acks := 0
+	for _, m := range e.fake.Messages(intakeChannel) {
+		if strings.Contains(m.Text, "We have received your message") {
+			acks++
+		}
+	}
+	if acks != 1 {
+		t.Errorf("%d acknowledgements in the customer's thread, want 1", acks)
+	}
 	if tk := e.ticket(id); tk.State != triage.StateReplied || tk.Sent == "" || tk.ExternalID == "" {
 		t.Fatalf("after approve: %+v", tk)
 	}

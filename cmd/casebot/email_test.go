@@ -244,6 +244,9 @@ func newEmailE2E(t *testing.T, imapAddr, smtpAddr string, clientTLS *tls.Config)
 	e := &e2e{t: t, fake: fake, dbPath: filepath.Join(t.TempDir(), "casebot.db"), interval: time.Millisecond}
 	cfg := DefaultConfig()
 	cfg.Slack.IntakeChannels = []string{intakeChannel}
+	// Off, so that any email before Approve would be model-written text
+	// sent without a click (the acknowledgement is an operator's template).
+	cfg.Acknowledgement.Enabled = false
 	cfg.Email = EmailConfig{IMAPAddr: imapAddr, Mailbox: "INBOX", SMTPAddr: smtpAddr, From: supportFrom,
 		TLS: EmailTLSImplicit, PollInterval: 100 * time.Millisecond}
 	if err := cfg.Validate(); err != nil {

@@ -109,6 +109,9 @@ func (s *System) Open(ctx context.Context) error {
 	// only with an SMTP server to send them.
 	tr.Senders = map[triage.Source]bool{triage.SourceSlack: true, triage.SourceWebhook: true,
 		triage.SourceEmail: s.Config.Email.SMTPAddr != ""}
+	if s.Config.Acknowledgement.Enabled {
+		tr.Acknowledgement = s.Config.Acknowledgement.Template
+	}
 	s.metrics = newPromMetrics(s)
 	tr.Store = s.metrics.countCreates(db)
 	s.Triager = tr
@@ -130,6 +133,7 @@ func (s *System) Open(ctx context.Context) error {
 	posterOpts.Clock, posterOpts.Location, posterOpts.Logger = s.Clock, loc, s.Logger
 	posterOpts.EscalationChannel = s.Config.Slack.EscalationChannel
 	posterOpts.OnDropped = s.postDropped
+	posterOpts.Alerts = db
 	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
 	pipeOpts := s.Drafts
 	pipeOpts.Kick, pipeOpts.Logger = s.kick, s.Logger
