@@ -129,7 +129,7 @@ func (s *Scheduler) triager() *triage.Triager {
 // signed links; tickets with no way back (manual, imported, a webhook
 // ticket without reply URL) none, and the note asks the agent to check in.
 func (s *Scheduler) followUpReply(t triage.Ticket, now time.Time) (*triage.Post, string) {
-	channel, thread, ok := triage.ReplyRoute(t, nil)
+	channel, thread, ok := triage.ReplyRoute(t, s.cfg.Senders)
 	if !ok {
 		return nil, "no way back to the customer: please check in with them yourself"
 	}

@@ -259,17 +259,21 @@ func TestFollowUpWithoutWayBack(t *testing.T) {
 		name    string
 		src     triage.Source
 		replyTo string
+		senders map[triage.Source]bool
 	}{
-		{"webhook without reply URL", triage.SourceWebhook, ""},
-		{"slack without a thread", triage.SourceSlack, "C0INTAKE"},
-		{"imported", triage.SourceImport, ""},
+		{"webhook without reply URL", triage.SourceWebhook, "", nil},
+		{"slack without a thread", triage.SourceSlack, "C0INTAKE", nil},
+		{"imported", triage.SourceImport, "", nil},
+		{"email without SMTP", triage.SourceEmail, "m1@shop.example", map[triage.Source]bool{triage.SourceSlack: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSchedHarness(t, schedT0)
 			id := h.resolved(tc.src, tc.replyTo)
 			h.clock.Advance(49 * time.Hour)
-			h.start(h.config())
+			cfg := h.config()
+			cfg.Senders = tc.senders
+			h.start(cfg)
 			if posts := h.customerPosts(id); len(posts) != 0 {
 				t.Errorf("check-in with no way back: %+v", posts)
 			}

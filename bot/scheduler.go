@@ -70,6 +70,9 @@ type SchedulerConfig struct {
 	// FollowUpTemplate is the operator's check-in text (config
 	// follow_up.template); required when FollowUpEnabled.
 	FollowUpTemplate string
+	// Senders lists the sources whose follow-ups can be sent (the
+	// Triager's Senders); nil means every source with a sender in code.
+	Senders map[triage.Source]bool
 	// RatingLinks returns the signed one-click link rating a ticket, for
 	// email and webhook follow-ups (intake.RatingLinker.Link); nil sends
 	// those follow-ups without links.

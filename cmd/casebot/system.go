@@ -198,7 +198,7 @@ func (s *System) openScheduler(loc *time.Location) error {
 	clk, _ := s.Clock.(clockwork.Clock)
 	sched, err := bot.NewScheduler(bot.SchedulerConfig{API: s.api, Store: s.DB, Kicker: kicker(s.kick), Clock: clk,
 		Location: loc, OpsChannel: s.Config.Slack.OpsChannel, FollowUpEnabled: s.Config.FollowUp.Enabled,
-		FollowUpTemplate: s.Config.FollowUp.Template, RatingLinks: links, Logger: s.Logger,
+		FollowUpTemplate: s.Config.FollowUp.Template, RatingLinks: links, Logger: s.Logger, Senders: s.Triager.Senders,
 		ThreadInterval: s.Poster.PerChannelInterval})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
