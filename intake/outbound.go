@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/casebot/casebot/triage"
@@ -75,16 +73,8 @@ type OutboundOptions struct {
 // only its own ticket's later replies, and when it fails for good those are
 // reported through OnFailed with it.
 type Outbound struct {
-	opts    OutboundOptions
-	channel string
-	log     *slog.Logger
-	kick    chan struct{}
-
-	// nextAt and parked are touched only by Run's goroutine (and drain in
-	// tests); mu guards them so a second Run cannot race.
-	mu     sync.Mutex
-	nextAt map[string]time.Time // post ID → earliest next attempt
-	parked map[string]bool      // post IDs reported through OnFailed
+	drainer
+	opts OutboundOptions
 }
 
 // OutboundReply is the JSON body POSTed to a reply URL.
@@ -106,20 +96,8 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 	case len(opts.Secret) == 0:
 		panic("intake: NewOutbound with an empty Secret")
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
-	}
-	if opts.BaseDelay <= 0 {
-		opts.BaseDelay = DefaultBaseDelay
-	}
-	if opts.MaxDelay <= 0 {
-		opts.MaxDelay = DefaultMaxDelay
-	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = DefaultPoll
 	}
 	if opts.Clock == nil {
 		opts.Clock = triage.SystemClock{}
@@ -130,201 +108,40 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	o := &Outbound{opts: opts}
+	o.drainer = drainer{
+		outbox: opts.Outbox, channel: triage.OutboundChannel(triage.SourceWebhook), name: "outbound webhook",
+		onFailed: opts.OnFailed, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
+		errDelivery: ErrDelivery, errRefused: ErrRefused,
+		prepare: o.prepare, send: o.send,
+		// Every failed POST may pass later; the receiver can say when.
+		classify: func(err error) (bool, time.Duration) { return false, retryAfterHint(err) },
+		// A repeat carries the same X-Casebot-Delivery.
+		logSent: "reply delivered", logNotDone: "delivered but not marked done",
 	}
-	return &Outbound{
-		opts: opts, channel: triage.OutboundChannel(triage.SourceWebhook), log: log,
-		kick: make(chan struct{}, 1), nextAt: map[string]time.Time{}, parked: map[string]bool{},
-	}
+	o.drainer.init(opts.Logger)
+	return o
 }
 
-// Kick wakes Run to look at the outbox now, e.g. after an approval. It
-// never blocks.
-func (o *Outbound) Kick() {
-	select {
-	case o.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Run drains the outbox until ctx ends, then returns ctx's error. It sends
-// at once on start, on Kick, when a retry falls due, and every Poll.
-func (o *Outbound) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-o.kick:
-		case <-timer.C:
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := o.drain(ctx)
-		timer.Reset(wait)
-	}
-}
-
-// drain sends every due reply once and returns how long to sleep: none
-// after a reply was delivered or given up, else until the earliest retry,
-// at most Poll.
-func (o *Outbound) drain(ctx context.Context) time.Duration {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	posts, err := o.pending(ctx)
-	if err != nil {
-		o.log.LogAttrs(ctx, slog.LevelError, "outbound webhook: reading the outbox", slog.Any("err", err))
-		return o.opts.BaseDelay
-	}
-	wait := o.opts.Poll
-	held := map[string]bool{}   // tickets with an earlier reply still to be delivered
-	failed := map[string]bool{} // tickets with an earlier reply that failed for good
-	for _, p := range posts {
-		if ctx.Err() != nil {
-			return 0
-		}
-		switch {
-		case o.parked[p.ID]:
-			failed[p.TicketID] = true
-			continue
-		case failed[p.TicketID]:
-			// Sending it would put it before the reply it follows; report it
-			// too rather than leave it waiting unseen.
-			o.park(ctx, p, fmt.Errorf("%w: an earlier reply to this ticket was not delivered", ErrRefused))
-			wait = 0
-			continue
-		case held[p.TicketID]:
-			continue
-		}
-		if d := time.Until(o.nextAt[p.ID]); d > 0 {
-			held[p.TicketID] = true
-			wait = min(wait, d)
-			continue
-		}
-		// A reply delivered or given up makes room: more may be waiting
-		// beyond this batch, so look again at once.
-		if o.deliver(ctx, p) {
-			wait = 0
-			continue
-		}
-		if o.parked[p.ID] {
-			failed[p.TicketID] = true
-			wait = 0
-		} else {
-			held[p.TicketID] = true
-			if d := time.Until(o.nextAt[p.ID]); d > 0 {
-				wait = min(wait, d)
-			}
-		}
-	}
-	return wait
-}
-
-// pending reads the channel's posts, oldest first, far enough to include
-// one that is due now if there is any: parked replies (which stay in the
-// outbox) and replies waiting out a back-off cannot crowd out new ones.
-func (o *Outbound) pending(ctx context.Context) ([]triage.Post, error) {
-	const batch = 64
-	for n := batch; ; n *= 2 {
-		posts, err := o.opts.Outbox.Pending(ctx, o.channel, n)
-		if err != nil {
-			return nil, fmt.Errorf("pending %s: %w", o.channel, err)
-		}
-		due := 0
-		for _, p := range posts {
-			if !o.parked[p.ID] && p.Attempts < o.opts.MaxAttempts && !time.Now().Before(o.nextAt[p.ID]) {
-				due++
-			}
-		}
-		if due > 0 || len(posts) < n {
-			return posts, nil
-		}
-	}
-}
-
-// deliver makes one attempt at p and records the outcome in the outbox. It
-// reports whether p left the outbox.
-func (o *Outbound) deliver(ctx context.Context, p triage.Post) bool {
-	log := o.log.With(slog.String("post", p.ID), slog.String("ticket", p.TicketID))
-	if p.Attempts >= o.opts.MaxAttempts {
-		// Failed for good in an earlier run: report it once more, as that
-		// run's report may have been lost with it, and leave it be.
-		o.park(ctx, p, fmt.Errorf("%w after %d attempts", ErrDelivery, p.Attempts))
-		return false
-	}
-	if p.Kind != triage.PostCustomerReply {
-		o.park(ctx, p, fmt.Errorf("%w: post kind %q is not a customer reply", ErrRefused, p.Kind))
-		return false
-	}
+// prepare settles the replies that are not POSTed: one without reply URL is
+// done at once, one whose URL is not http(s) is refused.
+func (o *Outbound) prepare(ctx context.Context, p triage.Post) (handled, left bool) {
 	if p.ThreadTS == "" {
 		// No reply_url: Approve recorded the decision and the card shows
 		// the text to copy; nothing is to be sent.
+		log := o.log.With(slog.String("post", p.ID), slog.String("ticket", p.TicketID))
 		if err := o.opts.Outbox.Done(ctx, p, triage.SlackRef{}); err != nil {
 			log.LogAttrs(ctx, slog.LevelError, "outbound webhook: completing a reply without reply URL", slog.Any("err", err))
-			return false
+			return true, false
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "outbound webhook: ticket has no reply URL; reply is shown on the card to copy")
-		return true
+		return true, true
 	}
 	if err := checkReplyURL(p.ThreadTS); err != nil {
 		o.park(ctx, p, fmt.Errorf("%w: %w", ErrRefused, err))
-		return false
+		return true, false
 	}
-	err := o.send(ctx, p)
-	if err == nil {
-		delete(o.nextAt, p.ID)
-		if err := o.opts.Outbox.Done(ctx, p, triage.SlackRef{}); err != nil {
-			// Sent but still in the outbox: it will be sent again, and
-			// the receiver can drop it by its X-Casebot-Delivery.
-			log.LogAttrs(ctx, slog.LevelError, "outbound webhook: delivered but not marked done", slog.Any("err", err))
-			return false
-		}
-		log.LogAttrs(ctx, slog.LevelInfo, "outbound webhook: reply delivered", slog.Int("attempt", p.Attempts+1))
-		return true
-	}
-	if ctx.Err() != nil {
-		// Shutting down is not the receiver's failure.
-		return false
-	}
-	if rerr := o.opts.Outbox.Retry(ctx, p); rerr != nil {
-		log.LogAttrs(ctx, slog.LevelError, "outbound webhook: recording a failed attempt", slog.Any("err", rerr))
-	}
-	p.Attempts++
-	log.LogAttrs(ctx, slog.LevelWarn, "outbound webhook: attempt failed", slog.Int("attempt", p.Attempts), slog.Any("err", err))
-	if p.Attempts >= o.opts.MaxAttempts {
-		o.park(ctx, p, fmt.Errorf("after %d attempts: %w", p.Attempts, err))
-		return false
-	}
-	o.nextAt[p.ID] = time.Now().Add(o.backoff(p.Attempts, retryAfterHint(err)))
-	return false
-}
-
-// park stops attempting p in this run and reports it; p stays in the outbox
-// so the reply is never silently dropped.
-func (o *Outbound) park(ctx context.Context, p triage.Post, err error) {
-	o.parked[p.ID] = true
-	delete(o.nextAt, p.ID)
-	o.log.LogAttrs(ctx, slog.LevelError, "outbound webhook: reply not delivered; kept in the outbox",
-		slog.String("post", p.ID), slog.String("ticket", p.TicketID), slog.Any("err", err))
-	if o.opts.OnFailed != nil {
-		o.opts.OnFailed(p, err)
-	}
-}
-
-// backoff is the delay after the n-th failed attempt: exponential from
-// BaseDelay, capped at MaxDelay, the upper half jittered; a receiver's
-// Retry-After raises it, still within MaxDelay.
-func (o *Outbound) backoff(n int, hint time.Duration) time.Duration {
-	d := min(o.opts.BaseDelay, o.opts.MaxDelay)
-	for i := 1; i < n && d < o.opts.MaxDelay; i++ {
-		d = min(d, o.opts.MaxDelay/2) * 2 // no overflow on the way to the cap
-	}
-	d = d/2 + rand.N(d/2+1)
-	return min(max(d, hint), o.opts.MaxDelay)
+	return false, false
 }
 
 // statusError is a non-2xx answer.

@@ -14,7 +14,6 @@ import (
 	netmail "net/mail"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -80,15 +79,9 @@ type MailerOptions struct {
 // one ticket go out in order, retried with back-off, and a reply that
 // fails for good is reported and kept.
 type Mailer struct {
-	opts    MailerOptions
-	from    *mail.Address
-	channel string
-	log     *slog.Logger
-	kick    chan struct{}
-
-	mu     sync.Mutex
-	nextAt map[string]time.Time // post ID → earliest next attempt
-	parked map[string]bool      // post IDs reported through OnFailed
+	drainer
+	opts MailerOptions
+	from *mail.Address
 }
 
 // NewMailer returns a sender; call Run to start it. It returns an error for
@@ -110,191 +103,26 @@ func NewMailer(opts MailerOptions) (*Mailer, error) {
 	if err != nil || strings.ContainsFunc(opts.From, unicode.IsControl) {
 		return nil, fmt.Errorf("smtp: From %q is not an email address", opts.From)
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
-	}
-	if opts.BaseDelay <= 0 {
-		opts.BaseDelay = DefaultBaseDelay
-	}
-	if opts.MaxDelay <= 0 {
-		opts.MaxDelay = DefaultMaxDelay
-	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = DefaultPoll
 	}
 	if opts.Clock == nil {
 		opts.Clock = triage.SystemClock{}
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	m := &Mailer{opts: opts, from: &mail.Address{Name: from.Name, Address: from.Address}}
+	m.drainer = drainer{
+		outbox: opts.Outbox, channel: triage.OutboundChannel(triage.SourceEmail), name: "smtp",
+		onFailed: opts.OnFailed, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
+		errDelivery: ErrMailDelivery, errRefused: ErrMailRefused,
+		send: m.send,
+		// A refusal (no recipient, a 5xx to the message) stays one.
+		classify: func(err error) (bool, time.Duration) { return errors.Is(err, ErrMailRefused), 0 },
+		// A repeat carries the same Message-ID, which mail clients use to
+		// drop it.
+		logSent: "reply sent", logNotDone: "reply sent but not marked done",
 	}
-	return &Mailer{
-		opts: opts, from: &mail.Address{Name: from.Name, Address: from.Address},
-		channel: triage.OutboundChannel(triage.SourceEmail), log: log,
-		kick: make(chan struct{}, 1), nextAt: map[string]time.Time{}, parked: map[string]bool{},
-	}, nil
-}
-
-// Kick wakes Run to look at the outbox now, e.g. after an approval. It
-// never blocks.
-func (m *Mailer) Kick() {
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
-}
-
-// Run drains the outbox until ctx ends, then returns ctx's error. It sends
-// at once on start, on Kick, when a retry falls due, and every Poll.
-func (m *Mailer) Run(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.kick:
-		case <-timer.C:
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		timer.Reset(m.drain(ctx))
-	}
-}
-
-// drain sends every due reply once and returns how long to sleep, as
-// Outbound.drain does: a ticket's later replies wait behind an earlier one
-// that is backing off, and are reported with it when it fails for good.
-func (m *Mailer) drain(ctx context.Context) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	posts, err := m.pending(ctx)
-	if err != nil {
-		m.log.LogAttrs(ctx, slog.LevelError, "smtp: reading the outbox", slog.Any("err", err))
-		return m.opts.BaseDelay
-	}
-	wait := m.opts.Poll
-	held := map[string]bool{}
-	failed := map[string]bool{}
-	for _, p := range posts {
-		if ctx.Err() != nil {
-			return 0
-		}
-		switch {
-		case m.parked[p.ID]:
-			failed[p.TicketID] = true
-			continue
-		case failed[p.TicketID]:
-			m.park(ctx, p, fmt.Errorf("%w: an earlier reply to this ticket was not delivered", ErrMailRefused))
-			wait = 0
-			continue
-		case held[p.TicketID]:
-			continue
-		}
-		if d := time.Until(m.nextAt[p.ID]); d > 0 {
-			held[p.TicketID] = true
-			wait = min(wait, d)
-			continue
-		}
-		if m.attempt(ctx, p) {
-			wait = 0
-			continue
-		}
-		if m.parked[p.ID] {
-			failed[p.TicketID] = true
-			wait = 0
-			continue
-		}
-		held[p.TicketID] = true
-		if d := time.Until(m.nextAt[p.ID]); d > 0 {
-			wait = min(wait, d)
-		}
-	}
-	return wait
-}
-
-// pending reads the channel's posts far enough to include a due one, so
-// parked and backing-off replies cannot crowd out new ones.
-func (m *Mailer) pending(ctx context.Context) ([]triage.Post, error) {
-	const batch = 64
-	for n := batch; ; n *= 2 {
-		posts, err := m.opts.Outbox.Pending(ctx, m.channel, n)
-		if err != nil {
-			return nil, fmt.Errorf("pending %s: %w", m.channel, err)
-		}
-		due := 0
-		for _, p := range posts {
-			if !m.parked[p.ID] && p.Attempts < m.opts.MaxAttempts && !time.Now().Before(m.nextAt[p.ID]) {
-				due++
-			}
-		}
-		if due > 0 || len(posts) < n {
-			return posts, nil
-		}
-	}
-}
-
-// attempt makes one attempt at p and records the outcome in the outbox. It
-// reports whether p left the outbox.
-func (m *Mailer) attempt(ctx context.Context, p triage.Post) bool {
-	log := m.log.With(slog.String("post", p.ID), slog.String("ticket", p.TicketID))
-	switch {
-	case p.Attempts >= m.opts.MaxAttempts:
-		// Failed for good in an earlier run: report it again, as that
-		// run's report may have been lost with it.
-		m.park(ctx, p, fmt.Errorf("%w after %d attempts", ErrMailDelivery, p.Attempts))
-		return false
-	case p.Kind != triage.PostCustomerReply:
-		m.park(ctx, p, fmt.Errorf("%w: post kind %q is not a customer reply", ErrMailRefused, p.Kind))
-		return false
-	}
-	err := m.send(ctx, p)
-	if err == nil {
-		delete(m.nextAt, p.ID)
-		if err := m.opts.Outbox.Done(ctx, p, triage.SlackRef{}); err != nil {
-			// Sent but still in the outbox: it is sent again later, with
-			// the same Message-ID, which mail clients use to drop repeats.
-			log.LogAttrs(ctx, slog.LevelError, "smtp: reply sent but not marked done", slog.Any("err", err))
-			return false
-		}
-		log.LogAttrs(ctx, slog.LevelInfo, "smtp: reply sent", slog.Int("attempt", p.Attempts+1))
-		return true
-	}
-	if ctx.Err() != nil {
-		return false
-	}
-	if errors.Is(err, ErrMailRefused) {
-		m.park(ctx, p, err)
-		return false
-	}
-	if rerr := m.opts.Outbox.Retry(ctx, p); rerr != nil {
-		log.LogAttrs(ctx, slog.LevelError, "smtp: recording a failed attempt", slog.Any("err", rerr))
-	}
-	p.Attempts++
-	log.LogAttrs(ctx, slog.LevelWarn, "smtp: attempt failed", slog.Int("attempt", p.Attempts), slog.Any("err", err))
-	if p.Attempts >= m.opts.MaxAttempts {
-		m.park(ctx, p, fmt.Errorf("after %d attempts: %w", p.Attempts, err))
-		return false
-	}
-	m.nextAt[p.ID] = time.Now().Add(backoff(m.opts.BaseDelay, m.opts.MaxDelay, p.Attempts))
-	return false
-}
-
-// park stops attempting p in this run and reports it; p stays in the
-// outbox so the reply is never silently dropped.
-func (m *Mailer) park(ctx context.Context, p triage.Post, err error) {
-	m.parked[p.ID] = true
-	delete(m.nextAt, p.ID)
-	m.log.LogAttrs(ctx, slog.LevelError, "smtp: reply not delivered; kept in the outbox",
-		slog.String("post", p.ID), slog.String("ticket", p.TicketID), slog.Any("err", err))
-	if m.opts.OnFailed != nil {
-		m.opts.OnFailed(p, err)
-	}
+	m.drainer.init(opts.Logger)
+	return m, nil
 }
 
 // send composes p's message and submits it once.
