@@ -100,37 +100,16 @@ func boolParam(q *request, name string) bool {
 // include_all_metadata.
 func (f *Fake) conversationsHistory(q *request) reply {
 	channel := q.str("channel")
-	limit := defaultHistoryLimit
-	if v := q.str("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fail("invalid_limit")
-		}
-		if n > 0 {
-			limit = min(n, maxHistoryLimit)
-		}
+	pg, bad := readPage(q, defaultHistoryLimit, maxHistoryLimit)
+	if bad != "" {
+		return fail(bad)
 	}
-	latest, valid := historyBound(q, "latest", 1<<62)
-	if !valid {
-		return fail("invalid_ts_latest")
+	latest, latestIncl, oldest, oldestIncl, limit := pg.latest, pg.latestIncl, pg.oldest, pg.oldestIncl, pg.limit
+	if pg.cursor >= 0 {
+		// The cursor names the first message of the next page, newest first.
+		latest, latestIncl = pg.cursor, true
 	}
-	oldest, valid := historyBound(q, "oldest", 0)
-	if !valid {
-		return fail("invalid_ts_oldest")
-	}
-	oldestIncl := boolParam(q, "inclusive")
-	latestIncl := oldestIncl
-	if c := q.str("cursor"); c != "" {
-		raw, err := base64.StdEncoding.DecodeString(c)
-		ts, found := strings.CutPrefix(string(raw), "next_ts:")
-		us, valid := tsMicros(ts)
-		if err != nil || !found || !valid {
-			return fail("invalid_cursor")
-		}
-		// The cursor names the first message of the next page.
-		latest, latestIncl = us, true
-	}
-	withMetadata := boolParam(q, "include_all_metadata")
+	withMetadata := pg.metadata
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -175,37 +154,16 @@ func (f *Fake) conversationsReplies(q *request) reply {
 	if ts == "" {
 		return fail("invalid_arguments")
 	}
-	limit := defaultRepliesLimit
-	if v := q.str("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fail("invalid_limit")
-		}
-		if n > 0 {
-			limit = min(n, maxRepliesLimit)
-		}
+	pg, bad := readPage(q, defaultRepliesLimit, maxRepliesLimit)
+	if bad != "" {
+		return fail(bad)
 	}
-	latest, valid := historyBound(q, "latest", 1<<62)
-	if !valid {
-		return fail("invalid_ts_latest")
+	latest, latestIncl, oldest, oldestIncl, limit := pg.latest, pg.latestIncl, pg.oldest, pg.oldestIncl, pg.limit
+	if pg.cursor >= 0 {
+		// The cursor names the first message of the next page, oldest first.
+		oldest, oldestIncl = pg.cursor, true
 	}
-	oldest, valid := historyBound(q, "oldest", 0)
-	if !valid {
-		return fail("invalid_ts_oldest")
-	}
-	oldestIncl := boolParam(q, "inclusive")
-	latestIncl := oldestIncl
-	if c := q.str("cursor"); c != "" {
-		raw, err := base64.StdEncoding.DecodeString(c)
-		next, found := strings.CutPrefix(string(raw), "next_ts:")
-		us, valid := tsMicros(next)
-		if err != nil || !found || !valid {
-			return fail("invalid_cursor")
-		}
-		// The cursor names the first message of the next page.
-		oldest, oldestIncl = us, true
-	}
-	withMetadata := boolParam(q, "include_all_metadata")
+	withMetadata := pg.metadata
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -240,4 +198,49 @@ func (f *Fake) conversationsReplies(q *request) reply {
 		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
 	}
 	return ok(body)
+}
+
+// page is the paging of conversations.history and conversations.replies:
+// the ts bounds in microseconds, the limit, the cursor's ts (-1 for none)
+// and whether metadata is included.
+type page struct {
+	latest, oldest         int64
+	latestIncl, oldestIncl bool
+	limit                  int
+	cursor                 int64
+	metadata               bool
+}
+
+// readPage reads the paging parameters both methods share, or the error
+// Slack answers for a bad one.
+func readPage(q *request, defLimit, maxLimit int) (page, string) {
+	pg := page{limit: defLimit, cursor: -1, metadata: boolParam(q, "include_all_metadata")}
+	if v := q.str("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return pg, "invalid_limit"
+		}
+		if n > 0 {
+			pg.limit = min(n, maxLimit)
+		}
+	}
+	var valid bool
+	if pg.latest, valid = historyBound(q, "latest", 1<<62); !valid {
+		return pg, "invalid_ts_latest"
+	}
+	if pg.oldest, valid = historyBound(q, "oldest", 0); !valid {
+		return pg, "invalid_ts_oldest"
+	}
+	pg.oldestIncl = boolParam(q, "inclusive")
+	pg.latestIncl = pg.oldestIncl
+	if c := q.str("cursor"); c != "" {
+		raw, err := base64.StdEncoding.DecodeString(c)
+		ts, found := strings.CutPrefix(string(raw), "next_ts:")
+		us, valid := tsMicros(ts)
+		if err != nil || !found || !valid {
+			return pg, "invalid_cursor"
+		}
+		pg.cursor = us
+	}
+	return pg, ""
 }
