@@ -443,6 +443,11 @@ func decisionBlock(t triage.Ticket, d Decision, loc *time.Location) *slack.Conte
 	if !ok {
 		label = fit(d.Action, actorMax)
 	}
+	if (d.Action == ActionApprove || d.Action == "approved") && t.Sent != "" && !t.ReplyQueued {
+		// No way back to the customer (manual entry, email without SMTP):
+		// nothing was sent, a person passes the reply on.
+		label = "✅ Approved, to send by hand,"
+	}
 	actor := Mention(d.Actor)
 	switch {
 	case actor != "":

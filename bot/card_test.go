@@ -87,6 +87,7 @@ func approvedTicket() triage.Ticket {
 	t := refundTicket()
 	t.State, t.Reviewed, t.DraftSent = triage.StateReplied, true, true
 	t.Sent, t.Assignee, t.FirstResponseAt = t.Draft, "U0AGENT01", at.Add(10*time.Minute)
+	t.ReplyQueued = true
 	return t
 }
 
@@ -157,6 +158,14 @@ func cardCases() []cardCase {
 			opts:     CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: "approved", At: at.Add(10 * time.Minute)}},
 			contains: []string{"✅ Approved and sent by <@U0AGENT01> · 2026-03-02 14:15 UTC", "*Sent reply*", `"action_id": "resolve"`},
 			absent:   []string{`"action_id": "approve"`}},
+		{name: "approved_no_way_back", ticket: func() triage.Ticket {
+			t := approvedTicket()
+			t.Source, t.ReplyQueued = triage.SourceManual, false
+			return t
+		}(),
+			opts:     CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: "approved", At: at.Add(10 * time.Minute)}},
+			contains: []string{"✅ Approved, to send by hand, by <@U0AGENT01>"},
+			absent:   []string{"Approved and sent"}},
 		{name: "resolved", ticket: resolvedTicket(),
 			opts: CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: ActionResolve, At: at.Add(2 * time.Hour)},
 				Location: time.FixedZone("EST", -5*3600)},

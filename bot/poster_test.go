@@ -364,6 +364,7 @@ func TestPosterCardUpdateThreadAndReply(t *testing.T) {
 		ThreadTS: original, Actor: "U0AGENT01", Text: reply, CreatedAt: at.Add(time.Hour)})
 	store.change(tk.ID, func(t *triage.Ticket) {
 		t.State, t.Sent, t.Reviewed, t.Assignee = triage.StateReplied, reply, true, "U0AGENT01"
+		t.ReplyQueued = true
 	}, posts...)
 	p.Kick()
 	pollUntil(t, ctx, "approval posted", outboxEmpty(store))

@@ -99,6 +99,7 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			ev.Posts[1].Detail = DetailNoReplyRoute
 			return ev, nil
 		}
+		t.ReplyQueued = true
 		ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
 			ThreadTS: thread, Actor: actor, Text: reply, CreatedAt: now})
 		return ev, nil

@@ -173,10 +173,13 @@ type Ticket struct {
 	// NeedsApproval is set when only configured approvers may approve.
 	NeedsApproval bool `json:"needs_approval,omitempty"`
 
-	Brief     string     `json:"brief,omitempty"`
-	Draft     string     `json:"draft,omitempty"`
-	Sent      string     `json:"sent,omitempty"`
-	Overrides []Override `json:"overrides,omitempty"`
+	Brief string `json:"brief,omitempty"`
+	Draft string `json:"draft,omitempty"`
+	Sent  string `json:"sent,omitempty"`
+	// ReplyQueued is set when the approved reply was queued to go back to
+	// the customer; without a way back a person passes it on.
+	ReplyQueued bool       `json:"reply_queued,omitempty"`
+	Overrides   []Override `json:"overrides,omitempty"`
 	// DraftRevision is the normalised edit distance between the draft and the
 	// sent reply, in [0, 1]; negative when no model draft was sent.
 	DraftRevision float64 `json:"draft_revision"`
