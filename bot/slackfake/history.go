@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"iter"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -104,39 +106,19 @@ func (f *Fake) conversationsHistory(q *request) reply {
 	if bad != "" {
 		return fail(bad)
 	}
-	latest, latestIncl, oldest, oldestIncl, limit := pg.latest, pg.latestIncl, pg.oldest, pg.oldestIncl, pg.limit
 	if pg.cursor >= 0 {
 		// The cursor names the first message of the next page, newest first.
-		latest, latestIncl = pg.cursor, true
+		pg.latest, pg.latestIncl = pg.cursor, true
 	}
-	withMetadata := pg.metadata
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.channelExists(channel) {
 		return fail("channel_not_found")
 	}
-	messages := []map[string]any{}
-	var next string
-	for i := len(f.messages) - 1; i >= 0; i-- {
-		m := f.messages[i]
-		if m.Channel != channel || m.Deleted || (m.ThreadTS != "" && m.ThreadTS != m.TS) {
-			continue
-		}
-		us, _ := tsMicros(m.TS)
-		if us > latest || us < oldest || (!latestIncl && us == latest) || (!oldestIncl && us == oldest) {
-			continue
-		}
-		if len(messages) == limit {
-			next = m.TS
-			break
-		}
-		out := messageJSON(m)
-		if !withMetadata {
-			delete(out, "metadata")
-		}
-		messages = append(messages, out)
-	}
+	messages, next := pg.collect(slices.Backward(f.messages), func(m *Message) bool {
+		return m.Channel == channel && !m.Deleted && (m.ThreadTS == "" || m.ThreadTS == m.TS)
+	})
 	body := map[string]any{"messages": messages, "has_more": next != "", "pin_count": 0}
 	if next != "" {
 		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
@@ -158,12 +140,10 @@ func (f *Fake) conversationsReplies(q *request) reply {
 	if bad != "" {
 		return fail(bad)
 	}
-	latest, latestIncl, oldest, oldestIncl, limit := pg.latest, pg.latestIncl, pg.oldest, pg.oldestIncl, pg.limit
 	if pg.cursor >= 0 {
 		// The cursor names the first message of the next page, oldest first.
-		oldest, oldestIncl = pg.cursor, true
+		pg.oldest, pg.oldestIncl = pg.cursor, true
 	}
-	withMetadata := pg.metadata
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -173,26 +153,9 @@ func (f *Fake) conversationsReplies(q *request) reply {
 	if parent := f.findMessage(channel, ts); parent == nil || parent.Deleted {
 		return fail("thread_not_found")
 	}
-	messages := []map[string]any{}
-	var next string
-	for _, m := range f.messages {
-		if m.Channel != channel || m.Deleted || (m.TS != ts && m.ThreadTS != ts) {
-			continue
-		}
-		us, _ := tsMicros(m.TS)
-		if us > latest || us < oldest || (!latestIncl && us == latest) || (!oldestIncl && us == oldest) {
-			continue
-		}
-		if len(messages) == limit {
-			next = m.TS
-			break
-		}
-		out := messageJSON(m)
-		if !withMetadata {
-			delete(out, "metadata")
-		}
-		messages = append(messages, out)
-	}
+	messages, next := pg.collect(slices.All(f.messages), func(m *Message) bool {
+		return m.Channel == channel && !m.Deleted && (m.TS == ts || m.ThreadTS == ts)
+	})
 	body := map[string]any{"messages": messages, "has_more": next != ""}
 	if next != "" {
 		body["response_metadata"] = map[string]any{"next_cursor": historyCursor(next)}
@@ -243,4 +206,29 @@ func readPage(q *request, defLimit, maxLimit int) (page, string) {
 		pg.cursor = us
 	}
 	return pg, ""
+}
+
+// collect takes the messages of ms that keep accepts and that fall in the
+// page's ts range, in the order ms gives, up to the limit; next is the ts
+// of the first message past the limit, "" when there is none.
+func (pg page) collect(ms iter.Seq2[int, *Message], keep func(*Message) bool) ([]map[string]any, string) {
+	out := []map[string]any{}
+	for _, m := range ms {
+		if !keep(m) {
+			continue
+		}
+		us, _ := tsMicros(m.TS)
+		if us > pg.latest || us < pg.oldest || (!pg.latestIncl && us == pg.latest) || (!pg.oldestIncl && us == pg.oldest) {
+			continue
+		}
+		if len(out) == pg.limit {
+			return out, m.TS
+		}
+		j := messageJSON(m)
+		if !pg.metadata {
+			delete(j, "metadata")
+		}
+		out = append(out, j)
+	}
+	return out, ""
 }
