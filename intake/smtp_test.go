@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/casebot/casebot/internal/testtls"
 	"github.com/casebot/casebot/triage"
 )
 
@@ -434,7 +435,7 @@ func TestMailerGivesUpButKeepsTheReply(t *testing.T) {
 }
 
 func TestMailerTLSAndAuth(t *testing.T) {
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := testtls.Configs(t)
 	for _, tt := range []struct {
 		name      string
 		implicit  *tls.Config

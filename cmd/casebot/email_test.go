@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
@@ -32,6 +26,7 @@ import (
 
 	"github.com/casebot/casebot/bot"
 	"github.com/casebot/casebot/bot/slackfake"
+	"github.com/casebot/casebot/internal/testtls"
 	"github.com/casebot/casebot/store"
 	"github.com/casebot/casebot/triage"
 )
@@ -48,34 +43,6 @@ const (
 	supportFrom   = "Shop Support <support@shop.example>"
 	customerEmail = "maria@example.com"
 )
-
-// mailTLS returns a server configuration with a fresh self-signed
-// certificate for 127.0.0.1 and a client configuration trusting it.
-func mailTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "casebot email test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		&tls.Config{RootCAs: pool}
-}
 
 // tlsListener listens on loopback with implicit TLS.
 func tlsListener(t *testing.T, cfg *tls.Config) net.Listener {
@@ -271,7 +238,7 @@ func newEmailE2E(t *testing.T, imapAddr, smtpAddr string, clientTLS *tls.Config)
 // the card sends the reply by SMTP in the customer's thread; the customer's
 // answer to that reply is added to the same ticket.
 func TestE2EEmail(t *testing.T) {
-	serverTLS, clientTLS := mailTLS(t)
+	serverTLS, clientTLS := testtls.Configs(t)
 	mailbox := startTestIMAP(t, serverTLS)
 	submission := startTestSMTP(t, serverTLS)
 	e := newEmailE2E(t, mailbox.addr, submission.addr, clientTLS)
