@@ -298,6 +298,11 @@ func (s *Triager) Reopen(ctx context.Context, id, actor, reason string) (Ticket,
 // the ticket (SPEC section 1).
 const ReopenWindow = 14 * 24 * time.Hour
 
+// reopeningRules are the rules whose new trigger reopens a ticket after
+// resolution whatever ReopenWindow says: a threat of legal action, a safety
+// incident or a public complaint needs a person however old the case.
+var reopeningRules = map[string]bool{"legal": true, "safety": true, "reputation": true}
+
 // AppendEntry adds a customer's follow-up message (a thread reply, an email
 // in the same thread) to a ticket. A message within ReopenWindow of
 // resolution reopens the ticket.
@@ -306,9 +311,14 @@ const ReopenWindow = 14 * 24 * time.Hour
 // threatens a chargeback dispute flags the ticket as the first message
 // would have: new triggers are recorded, their flags added and urgency
 // raised as in MergeClassification, NeedsApproval set when one needs it, and
-// their owners mentioned in the card's thread. Nothing a rule set earlier is
-// removed or lowered, and the ticket is not routed again. A ticket not
-// classified yet is left to Classify, which reads the entries as well.
+// their owners mentioned in the card's thread. A new trigger acts as it
+// would have on arrival, in any state: a legal, safety or reputation one
+// reopens a resolved, followed-up or closed ticket however long ago it was
+// resolved, and one whose config says escalate escalates the ticket (open or
+// not) and mentions its owners in the escalation channel, as Escalate does.
+// Nothing a rule set earlier is removed or lowered, and the ticket is not
+// routed again. A ticket not classified yet is left to Classify, which
+// reads the entries as well.
 //
 // An entry equal to one already on the ticket (same At, Author and Body: a
 // redelivered message) is not added twice: AppendEntry then writes nothing
@@ -329,15 +339,24 @@ func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, 
 		}
 		from := t.State
 		t.Entries = append(t.Entries, e)
-		if !from.Open() && !t.ResolvedAt.IsZero() && e.At.Sub(t.ResolvedAt) <= ReopenWindow {
-			if err := t.Transition(StateReopened); err != nil {
-				return AuditEvent{}, err
-			}
-		}
 		var added []Trigger
 		if from != StateReceived {
 			// Classification, still to come, reads the entries too.
 			added = s.addTriggers(t)
+		}
+		escalate := slices.ContainsFunc(added, func(tr Trigger) bool { return tr.Escalate })
+		reopen := escalate || slices.ContainsFunc(added, func(tr Trigger) bool { return reopeningRules[tr.Rule] })
+		if !from.Open() && (reopen || (!t.ResolvedAt.IsZero() && e.At.Sub(t.ResolvedAt) <= ReopenWindow)) {
+			if err := t.Transition(StateReopened); err != nil {
+				return AuditEvent{}, err
+			}
+		}
+		if escalate {
+			if err := t.Transition(StateEscalated); err != nil {
+				return AuditEvent{}, err
+			}
+			t.Escalations++
+			t.EscalatedAt = s.Clock.Now()
 		}
 		detail := fmt.Sprintf("%d chars", len(e.Body))
 		var mentions []string
@@ -357,6 +376,13 @@ func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, 
 		}
 		ev = withPosts(ev, PostCardUpdate, PostThread)
 		ev.Posts[1].Mentions = mentions
+		if escalate {
+			// The rules escalated it, not the customer: the escalation
+			// channel reads "escalated by casebot" with the rules' reasons.
+			ev = withPosts(ev, PostEscalation)
+			p := &ev.Posts[len(ev.Posts)-1]
+			p.Actor, p.Mentions, p.Channel = ActorSystem, mentions, s.Config.EscalationChannel
+		}
 		return ev, nil
 	})
 	if errors.Is(err, ErrDuplicate) {

@@ -1152,6 +1152,109 @@ func TestAppendEntryRules(t *testing.T) {
 	}
 }
 
+// TestAppendEntryLateTriggers: a new legal, safety or reputation trigger
+// brings a ticket back to a person whatever its state and however long ago
+// it was resolved, and a trigger configured to escalate escalates it: state
+// escalated, the owners mentioned in the card's thread and in the
+// escalation channel, as Escalate does.
+func TestAppendEntryLateTriggers(t *testing.T) {
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	tests := []struct {
+		name     string
+		state    triage.State // where the ticket is before the reply
+		after    time.Duration
+		reply    string
+		want     triage.State
+		mentions []string // in the thread post
+		escalate bool     // an escalation post mentioning the owners
+	}{
+		{"legal on a resolved ticket", triage.StateResolved, 30 * day, "I will sue you over this.",
+			triage.StateEscalated, []string{"U0LEGAL01"}, true},
+		{"legal on a closed ticket", triage.StateClosed, 60 * day, "My lawyer will take you to court.",
+			triage.StateEscalated, []string{"U0LEGAL01"}, true},
+		{"safety on a followed-up ticket", triage.StateFollowedUp, 20 * day, "My daughter was injured by the sharp edge.",
+			triage.StateEscalated, []string{"U0SAFETY1"}, true},
+		{"reputation on a closed ticket", triage.StateClosed, 60 * day, "I am going to post a review on Trustpilot.",
+			triage.StateReopened, []string{"U0BRAND01"}, false},
+		{"legal on an open ticket", triage.StateAwaitingReview, day, "I will sue you over this.",
+			triage.StateEscalated, []string{"U0LEGAL01"}, true},
+		{"reputation on an open ticket", triage.StateAwaitingReview, day, "I am going to post a review on Trustpilot.",
+			triage.StateAwaitingReview, []string{"U0BRAND01"}, false},
+		{"routine on a closed ticket", triage.StateClosed, 60 * day, "Thanks again.",
+			triage.StateClosed, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", routine, "")
+			var err error
+			if tc.state != triage.StateAwaitingReview {
+				if tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.state == triage.StateFollowedUp || tc.state == triage.StateClosed {
+				if tk, err = f.tr.FollowedUp(ctx, tk.ID, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.state == triage.StateClosed {
+				if tk, err = f.tr.Rate(ctx, tk.ID, 4); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tk.State != tc.state {
+				t.Fatalf("set-up left the ticket %s, want %s", tk.State, tc.state)
+			}
+			f.clock.Advance(tc.after)
+			posts := len(f.store.Posts())
+			got, err := f.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: "ann@example.com", Body: tc.reply})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != tc.want {
+				t.Errorf("state %s, want %s", got.State, tc.want)
+			}
+			if ev := lastEvent(f, tk.ID); ev.From != tc.state || ev.To != tc.want {
+				t.Errorf("audit event %s -> %s, want %s -> %s", ev.From, ev.To, tc.state, tc.want)
+			}
+			var thread, escalation []string
+			escalations := 0
+			for _, p := range f.store.Posts()[posts:] {
+				switch p.Kind {
+				case triage.PostThread:
+					thread = p.Mentions
+				case triage.PostEscalation:
+					escalations++
+					escalation = p.Mentions
+					if p.Channel != "C0ESCALATE" {
+						t.Errorf("escalation posted to %q, want the escalation channel", p.Channel)
+					}
+				}
+			}
+			if !slices.Equal(thread, tc.mentions) {
+				t.Errorf("thread mentions %v, want %v", thread, tc.mentions)
+			}
+			wantEscalations := 0
+			if tc.escalate {
+				wantEscalations = 1
+				if !slices.Equal(escalation, tc.mentions) {
+					t.Errorf("escalation mentions %v, want %v", escalation, tc.mentions)
+				}
+				if got.Escalations != tk.Escalations+1 || !got.EscalatedAt.Equal(f.clock.Now()) {
+					t.Errorf("escalations %d at %v, want %d at %v", got.Escalations, got.EscalatedAt,
+						tk.Escalations+1, f.clock.Now())
+				}
+			}
+			if escalations != wantEscalations {
+				t.Errorf("%d escalation posts, want %d", escalations, wantEscalations)
+			}
+		})
+	}
+}
+
 // TestAppendEntryDuplicate: the same message delivered twice is one entry;
 // the second AppendEntry writes nothing and says ErrDuplicate.
 func TestAppendEntryDuplicate(t *testing.T) {
