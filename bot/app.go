@@ -84,8 +84,14 @@ type AppConfig struct {
 	// Clock tells the time for metrics windows and App Home; nil means the
 	// Triager's clock.
 	Clock triage.Clock
-	// BotUserID is the bot's own user ID; when empty, Run asks auth.test.
-	BotUserID string
+	// BotUserID and BotID are casebot's own bot user and bot; when either is
+	// empty, Run asks auth.test. Posts by them in intake channels are
+	// casebot's own and never tickets.
+	BotUserID, BotID string
+	// IgnoreBots are bot (B…) or app (A…) IDs whose posts in intake
+	// channels are not tickets (config slack.ignore_bots). Other apps' posts
+	// are: Shopify Flow, Zapier and email forwarders post as apps.
+	IgnoreBots []string
 }
 
 // App is casebot's Slack app: the Socket Mode loop and everything people do
@@ -107,6 +113,8 @@ type App struct {
 	workers   int
 	clock     triage.Clock
 	botUserID string
+	botID     string
+	ignore    map[string]bool
 	seen      *eventSet
 
 	// Set by Run before any goroutine reads them.
@@ -141,10 +149,14 @@ func New(cfg AppConfig) (*App, error) {
 	a := &App{
 		api: cfg.API, socket: cfg.Socket, tr: cfg.Triager, classify: cfg.Classify, customers: cfg.Customers,
 		kicker: cfg.Kicker, intake: map[string]bool{}, followUp: cfg.FollowUpAfter, loc: cfg.Location, log: cfg.Logger,
-		workers: cfg.Workers, clock: cfg.Clock, botUserID: cfg.BotUserID, seen: newEventSet(seenEvents),
+		workers: cfg.Workers, clock: cfg.Clock, botUserID: cfg.BotUserID, botID: cfg.BotID, ignore: map[string]bool{},
+		seen: newEventSet(seenEvents),
 	}
 	for _, ch := range cfg.IntakeChannels {
 		a.intake[ch] = true
+	}
+	for _, id := range cfg.IgnoreBots {
+		a.ignore[id] = true
 	}
 	if a.socket == nil {
 		a.socket = socketmode.New(cfg.API)
@@ -173,7 +185,7 @@ func New(cfg AppConfig) (*App, error) {
 // client reconnects by itself when Slack asks it to or the connection dies;
 // Run only logs those events. Run may be called once.
 func (a *App) Run(ctx context.Context) error {
-	if a.botUserID == "" {
+	if a.botUserID == "" || a.botID == "" {
 		who, err := a.api.AuthTestContext(ctx)
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was taken on
@@ -181,7 +193,11 @@ func (a *App) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("bot: auth.test: %w", err)
 		}
-		a.botUserID = who.UserID
+		if who.UserID == "" || who.BotID == "" {
+			// Without them casebot's own posts would become tickets.
+			return errors.New("bot: auth.test named no bot user or bot ID; is SLACK_BOT_TOKEN a bot token?")
+		}
+		a.botUserID, a.botID = who.UserID, who.BotID
 	}
 	a.runCtx = ctx
 	a.jobs = make(chan func(context.Context), a.workers*16)
@@ -363,13 +379,46 @@ func (a *App) onEventsAPI(work context.Context, ev socketmode.Event) {
 	a.ack(ev.Request, nil)
 }
 
-// isIntake reports whether a message event is a person's message in an
-// intake channel: not the bot's, not an edit, deletion or join notice.
+// isIntake reports whether a message event is a new message in an intake
+// channel, by a person or by an app (SPEC section 2: Shopify Flow, Zapier and
+// email forwarders post as apps): not casebot's own, not an ignored app's,
+// not an edit, deletion, join or other notice.
 func (a *App) isIntake(m *slackevents.MessageEvent) bool {
-	if !a.intake[m.Channel] || m.User == "" || m.User == a.botUserID || m.BotID != "" {
+	if !a.intake[m.Channel] {
 		return false
 	}
-	return m.SubType == "" || m.SubType == "file_share"
+	switch m.SubType {
+	case "", slack.MsgSubTypeFileShare, slack.MsgSubTypeBotMessage:
+	default:
+		return false
+	}
+	if m.User == "" && m.BotID == "" {
+		return false
+	}
+	if m.User == a.botUserID || m.BotID == a.botID {
+		return false
+	}
+	return !a.ignore[m.BotID] && !a.ignore[appID(m)]
+}
+
+// appID is the ID of the app that posted m; empty for a person's message.
+func appID(m *slackevents.MessageEvent) string {
+	if m.BotID == "" || m.Message == nil || m.Message.BotProfile == nil {
+		return ""
+	}
+	return m.Message.BotProfile.AppID
+}
+
+// appName is the name an app's post shows, for the ticket's customer: the
+// post's username, the bot's profile name, or else the bot ID.
+func appName(m slackevents.MessageEvent) string {
+	if m.Username != "" {
+		return m.Username
+	}
+	if m.Message != nil && m.Message.BotProfile != nil && m.Message.BotProfile.Name != "" {
+		return m.Message.BotProfile.Name
+	}
+	return m.BotID
 }
 
 // intakeMessage stores an intake message, then acknowledges it (SPEC
@@ -406,15 +455,25 @@ func (a *App) intakeMessage(work context.Context, req *socketmode.Request, event
 // with the thread's ticket, to which a reply from the ticket's author is
 // appended; other people's replies are ignored. A reply in a thread that is
 // no ticket (its parent came before casebot) becomes a ticket of its own.
+//
+// An app's post is a ticket whose customer is named after the app and has
+// no identity to merge on: an integration posts for many customers, who
+// must not become one (nor count as one customer's repeat complaints). Its
+// reply goes to the post's thread. Such a ticket has no Slack author, so no
+// thread reply under it is appended.
 func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (func(), error) {
 	ref := m.Channel + "/" + m.TimeStamp
 	reply := m.ThreadTimeStamp != "" && m.ThreadTimeStamp != m.TimeStamp
 	if reply {
 		ref = m.Channel + "/" + m.ThreadTimeStamp
 	}
+	customer := triage.Customer{SlackUserID: m.User}
+	if m.BotID != "" {
+		customer = triage.Customer{Name: appName(m)}
+	}
 	in := triage.Inbound{
 		Source: triage.SourceSlack, Channel: "slack", ExternalID: ref, ReplyTo: ref,
-		Customer: triage.Customer{SlackUserID: m.User}, Body: slackUnescape(m.Text), ReceivedAt: slackTime(m.TimeStamp),
+		Customer: customer, Body: slackUnescape(m.Text), ReceivedAt: slackTime(m.TimeStamp),
 	}
 	if m.Message != nil {
 		for _, f := range m.Message.Files {
@@ -436,11 +495,11 @@ func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (fu
 		}
 		return nil, nil
 	}
-	author, err := a.customers.Customer(ctx, t.CustomerID)
+	cust, err := a.customers.Customer(ctx, t.CustomerID)
 	if err != nil {
 		return nil, fmt.Errorf("customer of ticket %s: %w", t.ID, err)
 	}
-	if author.SlackUserID != m.User {
+	if m.BotID != "" || cust.SlackUserID == "" || cust.SlackUserID != m.User {
 		return nil, nil
 	}
 	entry := triage.Entry{At: slackTime(m.TimeStamp), Author: m.User, Body: in.Body}

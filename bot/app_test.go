@@ -72,6 +72,8 @@ type harnessOpts struct {
 	wrap func(*triagetest.Tickets) triage.Tickets
 	// classify replaces the pipeline's Classify as the app's.
 	classify func(ticketID string)
+	// ignoreBots is AppConfig.IgnoreBots.
+	ignoreBots []string
 }
 
 func newAppHarness(t testing.TB, o harnessOpts) *appHarness {
@@ -107,7 +109,7 @@ func newAppHarness(t testing.TB, o harnessOpts) *appHarness {
 	}
 	h.app, err = New(AppConfig{
 		API: h.api, Triager: tr, Classify: classify, Customers: storeCustomers{h.store}, Kicker: h,
-		IntakeChannels: []string{intakeChannel}, FollowUpAfter: 48 * time.Hour, Workers: 4,
+		IntakeChannels: []string{intakeChannel}, FollowUpAfter: 48 * time.Hour, Workers: 4, IgnoreBots: o.ignoreBots,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -422,9 +424,12 @@ func TestIntakeIgnores(t *testing.T) {
 		event map[string]any
 	}{
 		{"other channel", event(map[string]any{"channel": otherChannel})},
-		{"bot message", event(map[string]any{"bot_id": "B0OTHER", "subtype": "bot_message"})},
 		{"own message", event(map[string]any{"user": h.fake.BotUserID()})},
+		{"own bot message", event(map[string]any{"user": nil, "bot_id": slackfake.DefaultBotID, "subtype": "bot_message"})},
 		{"edit", event(map[string]any{"subtype": "message_changed"})},
+		{"app's edit", event(map[string]any{"user": nil, "bot_id": "B0ZAPIER", "subtype": "message_changed"})},
+		{"app's deletion", event(map[string]any{"user": nil, "bot_id": "B0ZAPIER", "subtype": "message_deleted"})},
+		{"app joins", event(map[string]any{"user": "U0ZAPBOT", "bot_id": "B0ZAPIER", "subtype": "channel_join"})},
 		{"join", event(map[string]any{"subtype": "channel_join"})},
 		{"no user", event(map[string]any{"user": nil})},
 		// slack-go cannot parse it; it is acked all the same.
@@ -448,6 +453,99 @@ func TestIntakeIgnores(t *testing.T) {
 	tk := h.store.All()[0]
 	if tk.ExternalID != intakeChannel+"/1772442001.000100" {
 		t.Errorf("the ticket is %q, want the file share", tk.ExternalID)
+	}
+}
+
+// appSay posts another app's message and returns its ts.
+func (h *appHarness) appSay(m slackfake.AppMessage) (slackfake.Envelope, string) {
+	h.t.Helper()
+	env, err := h.fake.SendAppMessage(m)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var p struct {
+		Event struct {
+			TS string `json:"ts"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(env.Payload, &p); err != nil || p.Event.TS == "" {
+		h.t.Fatalf("message envelope: %v %s", err, env.Payload)
+	}
+	return env, p.Event.TS
+}
+
+// TestIntakeAppPosts: integrations that post as apps (Shopify Flow, Zapier,
+// email forwarders) make tickets, with or without a bot user; casebot's own
+// posts and the apps config ignores do not. An app posts for many
+// customers, so its tickets are never merged into one customer, and nobody's
+// thread reply under an app's ticket is taken for its customer's.
+func TestIntakeAppPosts(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{ignoreBots: []string{"B0IGNORE", "A0IGNAPP"}})
+	ignored := []struct {
+		name string
+		msg  slackfake.AppMessage
+	}{
+		{"casebot's own post", slackfake.AppMessage{BotID: slackfake.DefaultBotID, AppID: slackfake.DefaultAppID,
+			User: h.fake.BotUserID(), Text: "Where is my order?"}},
+		{"casebot's own legacy post", slackfake.AppMessage{BotID: slackfake.DefaultBotID, Text: "Where is my order?"}},
+		{"ignored bot ID", slackfake.AppMessage{BotID: "B0IGNORE", Username: "Deploys", Text: "Where is my order?"}},
+		{"ignored app ID", slackfake.AppMessage{BotID: "B0OTHER1", AppID: "A0IGNAPP", User: "U0OTHBOT",
+			Text: "Where is my order?"}},
+	}
+	for _, tc := range ignored {
+		tc.msg.Channel = intakeChannel
+		env, _ := h.appSay(tc.msg)
+		h.ack(env)
+	}
+	taken := []struct {
+		name string
+		msg  slackfake.AppMessage
+		want string // the customer's name
+	}{
+		{"app with a bot user", slackfake.AppMessage{BotID: "B0ZAPIER", AppID: "A0ZAPIER", User: "U0ZAPBOT",
+			Username: "Zapier", Text: "New contact form: my order 1001 arrived broken"}, "Zapier"},
+		{"same app again", slackfake.AppMessage{BotID: "B0ZAPIER", AppID: "A0ZAPIER", User: "U0ZAPBOT",
+			Username: "Zapier", Text: "New contact form: wrong size delivered"}, "Zapier"},
+		{"legacy integration", slackfake.AppMessage{BotID: "B0FLOW01", Username: "Shopify Flow",
+			Text: "Order 1002: customer asks for a refund"}, "Shopify Flow"},
+	}
+	var tickets []triage.Ticket
+	for _, tc := range taken {
+		tc.msg.Channel = intakeChannel
+		env, ts := h.appSay(tc.msg)
+		h.ack(env)
+		ref := intakeChannel + "/" + ts
+		var tk triage.Ticket
+		h.waitFor(tc.name+" ticket", func() bool {
+			var ok bool
+			tk, ok = h.ticketByRef(ref)
+			return ok && tk.State != triage.StateReceived
+		})
+		if tk.Source != triage.SourceSlack || tk.ReplyTo != ref || tk.Body != tc.msg.Text {
+			t.Errorf("%s: ticket %+v", tc.name, tk)
+		}
+		cust, err := storeCustomers{h.store}.Customer(context.Background(), tk.CustomerID)
+		if err != nil || cust.Name != tc.want || cust.SlackUserID != "" || cust.Handle != "" || cust.Email != "" {
+			t.Errorf("%s: customer %+v, %v; want %q with no identity to merge on", tc.name, cust, err, tc.want)
+		}
+		tickets = append(tickets, tk)
+	}
+	if tickets[0].CustomerID == tickets[1].CustomerID {
+		t.Errorf("two posts of one app share customer %s", tickets[0].CustomerID)
+	}
+
+	// Under an app's ticket neither an agent nor the app is its customer.
+	_, parentTS, _ := strings.Cut(tickets[0].ExternalID, "/")
+	env, _ := h.say(slackfake.UserMessage{Channel: intakeChannel, User: agentUser, ThreadTS: parentTS, Text: "on it"})
+	h.ack(env)
+	env, _ = h.appSay(slackfake.AppMessage{Channel: intakeChannel, BotID: "B0FLOW01", ThreadTS: parentTS, Text: "status: open"})
+	h.ack(env)
+	h.stop()
+	if got := h.get(tickets[0].ID); len(got.Entries) != 0 {
+		t.Errorf("entries %+v under an app's ticket, want none", got.Entries)
+	}
+	if n := len(h.store.All()); n != len(taken) {
+		t.Errorf("%d tickets, want %d", n, len(taken))
 	}
 }
 

@@ -209,7 +209,8 @@ type Message struct {
 	ThreadTS string
 	// User is the author: the bot's user ID for the bot's own messages.
 	User string
-	// BotID is set on the bot's own messages.
+	// BotID is set on the bot's own messages and on other apps' messages
+	// (SendAppMessage).
 	BotID  string
 	Text   string
 	Blocks json.RawMessage

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -209,34 +210,80 @@ type UserMessage struct {
 func (f *Fake) SendMessage(m UserMessage) (Envelope, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.channelExists(m.Channel) {
-		return Envelope{}, fmt.Errorf("channel %q: %w", m.Channel, ErrNotFound)
+	return f.sendMessage(&Message{Channel: m.Channel, ThreadTS: m.ThreadTS, User: m.User, Text: m.Text}, nil)
+}
+
+// AppMessage is a message another app posts in a channel: an integration
+// such as Shopify Flow, Zapier or an email forwarder. An app posting with
+// its bot token has a bot user; a legacy integration or incoming webhook
+// has none, and Slack marks its post with the bot_message subtype.
+type AppMessage struct {
+	Channel string
+	// BotID (B…) and AppID (A…) identify the posting app.
+	BotID, AppID string
+	// User is the app's bot user; empty for a bot_message post.
+	User string
+	// Username is the name the post shows.
+	Username string
+	Text     string
+	// ThreadTS makes it a thread reply.
+	ThreadTS string
+}
+
+// SendAppMessage adds an app's message to a channel and delivers it to the
+// app under test as Slack does: with bot_id and bot_profile, and the
+// bot_message subtype when m.User is empty. Sent with the fake's own BotID
+// and BotUserID it is the echo of casebot's own post.
+func (f *Fake) SendAppMessage(m AppMessage) (Envelope, error) {
+	if m.BotID == "" {
+		return Envelope{}, errors.New("slackfake: an app message needs a BotID")
 	}
-	if m.ThreadTS != "" && f.findMessage(m.Channel, m.ThreadTS) == nil {
-		return Envelope{}, fmt.Errorf("thread %s/%s: %w", m.Channel, m.ThreadTS, ErrNotFound)
+	extra := map[string]any{
+		"bot_id":      m.BotID,
+		"bot_profile": map[string]any{"id": m.BotID, "app_id": m.AppID, "name": m.Username, "team_id": f.opts.TeamID},
 	}
-	msg := &Message{
-		Channel:  m.Channel,
-		TS:       f.newTS(),
-		ThreadTS: m.ThreadTS,
-		User:     m.User,
-		Text:     m.Text,
-		PostedAt: f.opts.Clock.Now(),
+	if m.AppID != "" {
+		extra["app_id"] = m.AppID
 	}
+	if m.Username != "" {
+		extra["username"] = m.Username
+	}
+	if m.User == "" {
+		extra["subtype"] = "bot_message"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sendMessage(&Message{Channel: m.Channel, ThreadTS: m.ThreadTS, User: m.User, BotID: m.BotID, Text: m.Text}, extra)
+}
+
+// sendMessage stores msg with a fresh ts and delivers its message event,
+// with extra fields added; f.mu must be held.
+func (f *Fake) sendMessage(msg *Message, extra map[string]any) (Envelope, error) {
+	if !f.channelExists(msg.Channel) {
+		return Envelope{}, fmt.Errorf("channel %q: %w", msg.Channel, ErrNotFound)
+	}
+	if msg.ThreadTS != "" && f.findMessage(msg.Channel, msg.ThreadTS) == nil {
+		return Envelope{}, fmt.Errorf("thread %s/%s: %w", msg.Channel, msg.ThreadTS, ErrNotFound)
+	}
+	msg.TS = f.newTS()
+	msg.PostedAt = f.opts.Clock.Now()
 	f.addMessage(msg)
 	event := map[string]any{
 		"type":         "message",
 		"channel":      msg.Channel,
-		"user":         msg.User,
 		"text":         msg.Text,
 		"ts":           msg.TS,
 		"event_ts":     msg.TS,
 		"channel_type": "channel",
 		"team":         f.opts.TeamID,
 	}
+	if msg.User != "" {
+		event["user"] = msg.User
+	}
 	if msg.ThreadTS != "" {
 		event["thread_ts"] = msg.ThreadTS
 	}
+	maps.Copy(event, extra)
 	raw, eventID, err := f.eventCallback(event)
 	if err != nil {
 		return Envelope{}, err
