@@ -73,6 +73,9 @@ type SlackConfig struct {
 	OpsChannel string `yaml:"ops_channel"`
 	// EscalationChannel is where Escalate mentions the chosen owner.
 	EscalationChannel string `yaml:"escalation_channel"`
+	// IgnoreBots are bot (B…) or app (A…) IDs whose posts in intake
+	// channels are not tickets; every other app's post is one.
+	IgnoreBots []string `yaml:"ignore_bots"`
 }
 
 // HTTPConfig configures the webhook intake and /metrics listener.
@@ -586,6 +589,7 @@ func (d *configDecoder) config(root ast.Node, c *Config) {
 			"intake_channels":    d.strList(&c.Slack.IntakeChannels),
 			"ops_channel":        d.str(&c.Slack.OpsChannel),
 			"escalation_channel": d.str(&c.Slack.EscalationChannel),
+			"ignore_bots":        d.strList(&c.Slack.IgnoreBots),
 		}),
 		"http": d.section(yamlFields{
 			"addr":       d.str(&c.HTTP.Addr),
@@ -861,6 +865,7 @@ var (
 	// slackUserIDRe matches user IDs only: approval authority is checked
 	// against the user who clicks.
 	slackUserIDRe      = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	slackBotIDRe       = regexp.MustCompile(`^[AB][A-Z0-9]{2,}$`) // bot (B…) and app (A…) IDs, for slack.ignore_bots
 	currencyCodeRe     = regexp.MustCompile(`^[A-Z]{3}$`)
 	rootCauseKeyRe     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	supportedLanguages = []string{"en", "es", "fr", "de"}
@@ -908,7 +913,7 @@ func (v *configValidator) config(c Config) {
 	}
 	v.routes(c.Routes, "routes", true, c.Owners)
 	v.ollama(c.Ollama)
-	v.slack(c.Slack)
+	v.slack(c.Slack, c.Routes)
 	v.http(c.HTTP)
 	if c.Store.RetentionDays < 0 {
 		v.add("store.retention_days", "must not be negative (0 keeps tickets forever)")
@@ -1121,14 +1126,47 @@ func (v *configValidator) ollama(o OllamaConfig) {
 	}
 }
 
-func (v *configValidator) slack(s SlackConfig) {
+func (v *configValidator) slack(s SlackConfig, routes []triage.RouteConf) {
+	// casebot posts cards and threads in every channel it posts to; one that
+	// is also an intake channel would turn an agent's thread reply under a
+	// card into a ticket with the agent as customer.
+	posted := []struct{ path, channel string }{
+		{"slack.ops_channel", s.OpsChannel},
+		{"slack.escalation_channel", s.EscalationChannel},
+	}
+	var walk func(rs []triage.RouteConf, path string)
+	walk = func(rs []triage.RouteConf, path string) {
+		for i, r := range rs {
+			p := pathIndex(path, i)
+			posted = append(posted, struct{ path, channel string }{p + ".channel", r.Channel})
+			walk(r.Routes, p+".routes")
+		}
+	}
+	walk(routes, "routes")
 	for i, ch := range s.IntakeChannels {
 		p := pathIndex("slack.intake_channels", i)
 		switch {
 		case strings.TrimSpace(ch) == "" || strings.ContainsAny(ch, " \t\n"):
 			v.add(p, "%s is not a channel ID, e.g. C024BE91L", quoteConfigValue(ch))
+			continue
 		case slices.Index(s.IntakeChannels, ch) < i:
 			v.add(p, "channel %q is listed twice", ch)
+			continue
+		}
+		for _, o := range posted {
+			if o.channel == ch {
+				v.add(p, "%s is also %s: casebot posts there, so replies under its posts would become tickets; "+
+					"give intake a channel of its own", ch, o.path)
+			}
+		}
+	}
+	for i, id := range s.IgnoreBots {
+		p := pathIndex("slack.ignore_bots", i)
+		switch {
+		case !slackBotIDRe.MatchString(id):
+			v.add(p, "%s is not a bot or app ID (B… or A…, e.g. B024BE7LH)", quoteConfigValue(id))
+		case slices.Index(s.IgnoreBots, id) < i:
+			v.add(p, "%q is listed twice", id)
 		}
 	}
 	if strings.TrimSpace(s.OpsChannel) == "" {

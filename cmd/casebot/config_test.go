@@ -191,6 +191,16 @@ func TestConfigInvalidFiles(t *testing.T) {
 			{9, "email.username", `unknown key "username": mail credentials come from the environment; ` + configMailSecretsHint},
 			{10, "email.folder", `unknown key "folder"; known keys: from, imap_addr, mailbox, poll_interval, smtp_addr, tls`},
 		}},
+		{"intake_overlap.yml", []wantProblem{
+			{1, "timezone", `unknown time zone "Mars/Olympus_Mons"`},
+			{3, "slack.intake_channels[0]", "C0INBOX is also slack.escalation_channel: casebot posts there"},
+			{3, "slack.intake_channels[0]", "C0INBOX is also routes[0].routes[0].channel"},
+			{3, "slack.intake_channels[1]", "C0QUEUE is also routes[1].channel"},
+			{3, "slack.intake_channels[2]", "C0OPS1 is also slack.ops_channel"},
+			{6, "slack.ignore_bots[1]", `"zapier" is not a bot or app ID (B… or A…`},
+			{6, "slack.ignore_bots[2]", `"B0ZAPIER" is listed twice`},
+			{6, "slack.ignore_bots[3]", `"U0FLOWBOT" is not a bot or app ID`},
+		}},
 		{"email_from_required.yml", []wantProblem{
 			{1, "email.from", "is required when smtp_addr is set"},
 			{3, "email.poll_interval", "invalid duration 60: a bare number has no unit"},
@@ -287,6 +297,11 @@ func TestConfigValidFiles(t *testing.T) {
 				Acknowledgement: AckConfig{Enabled: true, Template: "Merci ! We received your message.\n"},
 				Email:           DefaultConfig().Email,
 			}
+			assertConfigEqual(t, c, want)
+		}},
+		{"valid_ignore_bots.yml", func(t *testing.T, c Config) {
+			want := DefaultConfig()
+			want.Slack.IgnoreBots = []string{"B024BE7LH", "A0STOCKBOT"}
 			assertConfigEqual(t, c, want)
 		}},
 		{"valid_email.yml", func(t *testing.T, c Config) {

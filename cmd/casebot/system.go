@@ -146,7 +146,7 @@ func (s *System) Open(ctx context.Context) error {
 		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
 		Classify:       s.Pipeline.Classify,
 		IntakeChannels: s.Config.Slack.IntakeChannels, FollowUpAfter: s.Config.FollowUp.After,
-		Location: loc, Logger: s.Logger, Clock: s.Clock,
+		Location: loc, Logger: s.Logger, Clock: s.Clock, IgnoreBots: s.Config.Slack.IgnoreBots,
 	})
 	if err != nil {
 		s.Close()
