@@ -1255,6 +1255,41 @@ func TestAppendEntryLateTriggers(t *testing.T) {
 	}
 }
 
+// TestClassifyRoutesRepliesReadMeanwhile: a reply that arrives while the
+// model reads the first message is read by the rules too, and what they
+// find routes and escalates the ticket as if it had been in the first
+// message.
+func TestClassifyRoutesRepliesReadMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	tk, err := f.tr.Intake(ctx, f.inbound("m1", routine, ann))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tr.Model = &triagetest.Classifier{Func: func(ctx context.Context, _ triage.ClassifyRequest) (triage.Classification, error) {
+		_, err := f.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: "ann@example.com", Body: "I will sue you over this."})
+		return calm, err
+	}}
+	got, err := f.tr.Classify(ctx, tk.ID, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != triage.StateEscalated || !got.Route.Escalate || got.Route.Channel != "C0ESCALATE" ||
+		got.Escalations != 1 {
+		t.Errorf("state %s route %+v escalations %d, want escalated through the legal route", got.State, got.Route,
+			got.Escalations)
+	}
+	var card triage.Post
+	for _, p := range f.store.Posts() {
+		if p.Kind == triage.PostCard {
+			card = p
+		}
+	}
+	if card.Channel != "C0ESCALATE" || !slices.Contains(card.Mentions, "U0LEGAL01") {
+		t.Errorf("card %+v, want it in the escalation route mentioning legal", card)
+	}
+}
+
 // TestAppendEntryDuplicate: the same message delivered twice is one entry;
 // the second AppendEntry writes nothing and says ErrDuplicate.
 func TestAppendEntryDuplicate(t *testing.T) {

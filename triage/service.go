@@ -131,10 +131,11 @@ func (s *Triager) classifyStored(ctx context.Context, id string, customer Custom
 		t.ClassifiedBy, t.RulesReason = by, reason
 		t.Triggers, t.Route = triggers, route
 		t.NeedsApproval = slices.ContainsFunc(triggers, func(tr Trigger) bool { return tr.NeedsApproval })
-		if len(t.Entries) != entriesRead {
+		if len(t.Entries) != entriesRead && len(s.addTriggers(t)) > 0 {
 			// The customer wrote again while the model was reading: the
-			// rules read that too.
-			s.addTriggers(t)
+			// rules read that too, and route it as if it came first.
+			route = s.Router.Route(t.Classification, t.Source, t.Triggers)
+			t.Route = route
 		}
 		detail := fmt.Sprintf("type=%s urgency=%s flags=%v route=%s by=%s", c.Type, c.Urgency, c.Flags, route.Channel, by)
 		if reason != "" {
