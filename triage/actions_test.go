@@ -527,7 +527,9 @@ func TestInvalidTransitions(t *testing.T) {
 		act   func(f *fixture, id string) (triage.Ticket, error)
 	}{
 		{"approve a closed ticket", []string{"resolve", "followup", "rate5"},
-			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Approve(ctx, id, approver, f.version(id), "hello") }},
+			func(f *fixture, id string) (triage.Ticket, error) {
+				return f.tr.Approve(ctx, id, approver, f.version(id), "hello")
+			}},
 		{"approve a replied ticket", []string{"approve"},
 			func(f *fixture, id string) (triage.Ticket, error) {
 				return f.tr.Approve(ctx, id, approver, f.version(id), "hello again")

@@ -534,7 +534,9 @@ func TestClassifyKeepsLifecycle(t *testing.T) {
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.process(t, f.inbound("m1", "Where is my parcel?", ann))
 	steps := []func() (triage.Ticket, error){
-		func() (triage.Ticket, error) { return f.tr.Approve(ctx, tk.ID, "U0AGENT01", f.version(tk.ID), "On its way.") },
+		func() (triage.Ticket, error) {
+			return f.tr.Approve(ctx, tk.ID, "U0AGENT01", f.version(tk.ID), "On its way.")
+		},
 		func() (triage.Ticket, error) {
 			return f.tr.Resolve(ctx, tk.ID, "U0AGENT01", triage.Resolution{Method: "information"}, 0)
 		},
