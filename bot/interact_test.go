@@ -113,6 +113,9 @@ func TestButtonFailures(t *testing.T) {
 		{"approve a draft longer than the card", ActionApprove, func() {
 			h.change(tk.ID, func(x *triage.Ticket) { x.Draft = longDraftTicket().Draft })
 		}, "is longer than its card shows. Nothing was sent: use *Edit*"},
+		{"approve from a card without a draft version", "approve-unversioned", func() {
+			h.change(tk.ID, func(x *triage.Ticket) { x.Draft = "Short draft." })
+		}, "changed after you saw it"},
 		{"reopen an open ticket", ActionReopen, func() {}, "is awaiting review, so it can't be reopened now"},
 		{"resolve twice", ActionResolve, func() {
 			if _, err := h.tr.Resolve(t.Context(), tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
@@ -124,11 +127,19 @@ func TestButtonFailures(t *testing.T) {
 	for i, tc := range cases {
 		channel, ts := h.postCard(tk.ID)
 		tc.setup()
+		action, value := tc.action, tk.ID
+		switch action {
+		case ActionApprove:
+			value = versioned(h.get(tk.ID))
+		case "approve-unversioned":
+			// A card rendered before Approve carried a version.
+			action = ActionApprove
+		}
 		env, err := h.fake.SendEnvelope(slackfake.TypeInteractive, map[string]any{
 			"type": "block_actions", "user": map[string]any{"id": agentUser},
 			"trigger_id": h.fake.NewTriggerID(agentUser), "channel": map[string]any{"id": channel},
 			"container": map[string]any{"type": "message", "channel_id": channel, "message_ts": ts},
-			"actions":   []map[string]any{{"action_id": tc.action, "block_id": "b", "value": tk.ID, "type": "button"}},
+			"actions":   []map[string]any{{"action_id": action, "block_id": "b", "value": value, "type": "button"}},
 		}, false)
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +162,7 @@ func TestEditModal(t *testing.T) {
 	tk = h.drafted(tk.ID)
 	h.click(tk.ID, ActionEdit, agentUser)
 	v := h.modal(1)
-	if v.CallbackID != CallbackEdit || v.PrivateMetadata != tk.ID || v.UserID != agentUser {
+	if v.CallbackID != CallbackEdit || v.PrivateMetadata != versioned(tk) || v.UserID != agentUser {
 		t.Fatalf("modal = %+v", v)
 	}
 	var view slack.View
@@ -532,7 +543,7 @@ func TestHostileCustomerText(t *testing.T) {
 	h.modal(1)
 	h.click(tk.ID, ActionEscalate, agentUser)
 	h.modal(2)
-	if _, err := h.tr.Approve(t.Context(), tk.ID, approverUser, "We're on it."); err != nil {
+	if _, err := h.tr.Approve(t.Context(), tk.ID, approverUser, h.get(tk.ID).DraftVersion, "We're on it."); err != nil {
 		t.Fatal(err)
 	}
 	h.click(tk.ID, ActionResolve, agentUser)

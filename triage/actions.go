@@ -86,9 +86,6 @@ func (s *Triager) Approve(ctx context.Context, id, actor string, version int, re
 		if !s.Config.CanApprove(actor, *t) {
 			return AuditEvent{}, fmt.Errorf("approve ticket %s by %s: %w", t.ID, actor, ErrNotAuthorized)
 		}
-		if strings.TrimSpace(reply) == "" {
-			return AuditEvent{}, fmt.Errorf("approve ticket %s: empty reply", t.ID)
-		}
 		if t.DraftVersion != version {
 			// Checked inside the transaction, so a draft that lands between
 			// the card's render and the click is never sent unseen.
@@ -99,6 +96,9 @@ func (s *Triager) Approve(ctx context.Context, id, actor string, version int, re
 			return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: ActionApproveRefused,
 				From: t.State, To: t.State, Detail: fmt.Sprintf("shown draft version %d, current %d", version, t.DraftVersion),
 				Posts: []Post{{Kind: PostCardUpdate, TicketID: t.ID, Action: ActionApproveRefused, Actor: ActorSystem, CreatedAt: now}}}, nil
+		}
+		if strings.TrimSpace(reply) == "" {
+			return AuditEvent{}, fmt.Errorf("approve ticket %s: empty reply", t.ID)
 		}
 		from := t.State
 		if err := t.Transition(StateReplied); err != nil {
