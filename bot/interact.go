@@ -94,6 +94,12 @@ func (a *App) approve(ctx context.Context, channel, user, value string) {
 	switch {
 	case err == nil:
 	case errors.Is(err, triage.ErrStaleDraft):
+		if now, err := a.tr.Store.Get(ctx, id); err == nil && !awaitsDecision(now) {
+			// A second click, or a click after someone else decided: say
+			// where the ticket is rather than that its draft changed.
+			a.tell(ctx, channel, user, a.failure(ctx, id, "approved", triage.ErrInvalidTransition))
+			break
+		}
 		a.tell(ctx, channel, user, staleDraft(id))
 	case errors.Is(err, triage.ErrNotAuthorized):
 		a.tell(ctx, channel, user, a.refusal(t))

@@ -657,9 +657,25 @@ func TestApproveSendsWhatTheCardShows(t *testing.T) {
 		t.Fatalf("Edit form on the older draft sent %q (state %s)", got.Sent, got.State)
 	}
 
-	// The fresh card shows the fresh draft, and Approve sends exactly it.
-	h.click(tk.ID, ActionApprove, agentUser)
-	h.waitFor("the fresh draft sent", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+	// The fresh card shows the fresh draft, and Approve sends exactly it;
+	// a second click on that card sends nothing more.
+	channel, ts := h.postCard(tk.ID)
+	for i := range 2 {
+		seen := len(h.ephemeralsTo(agentUser))
+		env, err := h.fake.Click(slackfake.Click{Channel: channel, TS: ts, ActionID: ActionApprove, User: agentUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ack(env)
+		if i == 0 {
+			h.waitFor("the fresh draft sent", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+			continue
+		}
+		h.waitFor("the answer to the second click", func() bool { return len(h.ephemeralsTo(agentUser)) > seen })
+		if text := h.ephemeralsTo(agentUser)[seen].Text; !strings.Contains(text, "is replied, so it can't be approved now") {
+			t.Errorf("second click answered %q", text)
+		}
+	}
 	if got := h.get(tk.ID); got.Sent != fresh.Draft {
 		t.Errorf("Approve sent %q, want the fresh draft %q", got.Sent, fresh.Draft)
 	}
