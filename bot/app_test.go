@@ -100,9 +100,9 @@ func newAppHarness(t testing.TB, o harnessOpts) *appHarness {
 	h.tr = tr
 	// Tickets are classified by a pipeline, as in casebot run. The tests
 	// write drafts when they want one (drafted), so the draft the pipeline
-	// would queue after each classification is switched off.
+	// would queue after each classification or reopen is switched off.
 	pipe := triage.NewPipeline(tr, triage.PipelineOptions{Classifiers: 2, Kick: h.Kick})
-	tr.Classified = nil
+	tr.Classified, tr.Reopened = nil, nil
 	classify := pipe.Classify
 	if o.classify != nil {
 		classify = o.classify

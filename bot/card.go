@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -127,7 +128,7 @@ func CardBlocks(t triage.Ticket, opts CardOptions) []slack.Block {
 	if t.Brief != "" {
 		blocks = append(blocks, section("*Brief*\n"+fit(t.Brief, briefMax)))
 	}
-	blocks = append(blocks, replyBlock(t))
+	blocks = append(blocks, replyBlocks(t)...)
 	if b := longDraftBlock(t); b != nil {
 		blocks = append(blocks, b)
 	}
@@ -388,16 +389,22 @@ func quote(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// replyBlock shows the reply that was sent, else the draft, else that the
-// draft is being written.
-func replyBlock(t triage.Ticket) *slack.SectionBlock {
-	switch {
-	case t.Sent != "":
-		return section("*Sent reply*\n" + fit(t.Sent, draftMax))
-	case t.Draft != "":
-		return section("*Draft reply*\n" + fit(t.Draft, draftMax))
+// replyBlocks show, while a ticket awaits a decision, the draft Approve
+// would send (or that it is being written) under the reply sent before a
+// reopen, if any; afterwards the reply that was sent. So the card never
+// shows one text and offers Approve of another.
+func replyBlocks(t triage.Ticket) []slack.Block {
+	draft := section("*Draft reply*\n_Drafting…_")
+	if t.Draft != "" {
+		draft = section("*Draft reply*\n" + fit(t.Draft, draftMax))
 	}
-	return section("*Draft reply*\n_Drafting…_")
+	switch {
+	case t.Sent == "":
+		return []slack.Block{draft}
+	case awaitsDecision(t):
+		return []slack.Block{section("*Reply sent before*\n" + fit(t.Sent, draftMax)), draft}
+	}
+	return []slack.Block{section("*Sent reply*\n" + fit(t.Sent, draftMax))}
 }
 
 // draftShown reports whether the card shows the whole draft. Approve sends
@@ -405,6 +412,38 @@ func replyBlock(t triage.Ticket) *slack.SectionBlock {
 // on the card.
 func draftShown(t triage.Ticket) bool {
 	return utf8.RuneCountInString(t.Draft) <= draftMax && fit(t.Draft, draftMax) == Escape(t.Draft)
+}
+
+// approvable reports whether the card offers Approve: the ticket awaits a
+// decision and the card shows its current draft whole (replyBlocks).
+func approvable(t triage.Ticket) bool {
+	return awaitsDecision(t) && t.Draft != "" && draftShown(t)
+}
+
+// versionSep joins a ticket ID and a draft version in the Approve button's
+// value and the Edit modal's private_metadata; ticket IDs never contain it.
+const versionSep = "#"
+
+// versioned names ticket t with the draft version its card or form shows,
+// so the click or submission sends nothing when the draft changed since.
+func versioned(t triage.Ticket) string {
+	return t.ID + versionSep + strconv.Itoa(t.DraftVersion)
+}
+
+// parseVersioned splits a versioned value into the ticket ID and the draft
+// version. A value without a version (a card or form rendered before
+// versions existed) gives version -1, which no ticket has: the click is
+// refused and the card refreshed rather than sending unseen text.
+func parseVersioned(v string) (id string, version int) {
+	id, n, ok := strings.Cut(v, versionSep)
+	if !ok {
+		return v, -1
+	}
+	version, err := strconv.Atoi(n)
+	if err != nil || version < 0 {
+		return id, -1
+	}
+	return id, version
 }
 
 // awaitsDecision reports whether a ticket's card offers Approve, Edit and
@@ -418,7 +457,7 @@ func awaitsDecision(t triage.Ticket) bool {
 // longDraftBlock says why a ticket awaiting a decision has no Approve
 // button although it has a draft: the card shows only its start.
 func longDraftBlock(t triage.Ticket) *slack.ContextBlock {
-	if t.Draft == "" || t.Sent != "" || draftShown(t) || !awaitsDecision(t) {
+	if t.Draft == "" || draftShown(t) || !awaitsDecision(t) {
 		return nil
 	}
 	return slack.NewContextBlock("", mrkdwn("✂️ The draft is longer than the card shows, so it cannot be approved "+
@@ -483,8 +522,8 @@ func button(actionID, label, value string, style slack.Style) *slack.ButtonBlock
 }
 
 // actionsBlock offers the buttons the ticket's state allows (see
-// awaitsDecision). Approve needs a draft to approve, shown whole on the
-// card (draftShown).
+// awaitsDecision). Approve needs the current draft, shown whole on the
+// card (approvable); its value carries the draft version shown.
 func actionsBlock(t triage.Ticket) *slack.ActionBlock {
 	reopen := button(ActionReopen, "Reopen", t.ID, slack.StyleDefault)
 	switch {
@@ -494,8 +533,8 @@ func actionsBlock(t triage.Ticket) *slack.ActionBlock {
 		return slack.NewActionBlock("", button(ActionResolve, "Resolve", t.ID, slack.StylePrimary), reopen)
 	}
 	var elems []slack.BlockElement
-	if t.Draft != "" && draftShown(t) {
-		elems = append(elems, button(ActionApprove, "Approve", t.ID, slack.StylePrimary))
+	if approvable(t) {
+		elems = append(elems, button(ActionApprove, "Approve", versioned(t), slack.StylePrimary))
 	}
 	elems = append(elems,
 		button(ActionEdit, "Edit", t.ID, slack.StyleDefault),

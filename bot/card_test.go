@@ -91,6 +91,20 @@ func approvedTicket() triage.Ticket {
 	return t
 }
 
+// reopenedTicket is resolvedTicket after an Edit-send, reopened by the
+// customer: the old draft is dropped and a fresh one is wanted; redraft
+// gives it that fresh draft.
+func reopenedTicket(redraft string) triage.Ticket {
+	t := resolvedTicket()
+	t.Sent = "Edited by Ann: your refund of USD 89.99 went out today."
+	t.State, t.Draft, t.DraftWanted, t.DraftVersion = triage.StateReopened, "", true, 2
+	t.Entries = append(t.Entries, triage.Entry{At: at.Add(3 * time.Hour), Author: "jane", Body: "The refund never arrived."})
+	if redraft != "" {
+		t.Draft, t.DraftBy, t.DraftWanted, t.DraftVersion = redraft, triage.DraftByModel, false, 3
+	}
+	return t
+}
+
 func resolvedTicket() triage.Ticket {
 	t := approvedTicket()
 	t.State, t.ResolvedAt = triage.StateResolved, at.Add(2*time.Hour)
@@ -171,6 +185,14 @@ func cardCases() []cardCase {
 				Location: time.FixedZone("EST", -5*3600)},
 			contains: []string{"🏁 Resolved by <@U0AGENT01> · 2026-03-02 11:05 EST", "root cause `damaged_in_transit`", `"action_id": "reopen"`},
 			absent:   []string{`"action_id": "resolve"`, `"action_id": "approve"`}},
+		{name: "reopened_drafting", ticket: reopenedTicket(""),
+			opts:     CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: ActionReopen, At: at.Add(3 * time.Hour)}},
+			contains: []string{"*Reply sent before*\nEdited by Ann", "*Draft reply*\n_Drafting…_", `"action_id": "edit"`},
+			absent:   []string{`"action_id": "approve"`}},
+		{name: "reopened_redrafted", ticket: reopenedTicket("Hi Jane, I'm sorry the refund has not reached you yet."),
+			opts: CardOptions{Customer: jane},
+			contains: []string{"*Reply sent before*\nEdited by Ann", "*Draft reply*\nHi Jane, I'm sorry the refund",
+				`"value": "T-0001#3"`}},
 		withHostile("hostile_mentions",
 			"Hey <!channel> <!here> <!everyone> <@U123> <@W999|boss> <!subteam^S1> &lt;!here&gt; see <http://x|y>",
 			[]string{"&lt;!channel&gt;", "&lt;@U123&gt;", "&lt;!subteam^S1&gt;", "&lt;http://x|y&gt;", "&amp;lt;!here&amp;gt;",
@@ -439,8 +461,13 @@ func TestCardButtons(t *testing.T) {
 		var got []btn
 		for _, e := range actions.Elements.ElementSet {
 			b := e.(*slack.ButtonBlockElement)
-			if b.Value != tk.ID {
-				t.Errorf("%s: button %s has value %q, want the ticket ID", tt.state, b.ActionID, b.Value)
+			want := tk.ID
+			if b.ActionID == ActionApprove {
+				// Approve also names the draft version the card shows.
+				want = versioned(tk)
+			}
+			if b.Value != want {
+				t.Errorf("%s: button %s has value %q, want %q", tt.state, b.ActionID, b.Value, want)
 			}
 			got = append(got, btn{b.ActionID, b.Style})
 		}

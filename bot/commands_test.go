@@ -46,7 +46,7 @@ func TestSlashMetricsAnsweredAfterAck(t *testing.T) {
 	h.intake(otherUser, "Refund my order or my lawyer will sue you.")
 	h.drafted(a.ID)
 	h.clock.Advance(90 * time.Minute)
-	if _, err := h.tr.Approve(t.Context(), a.ID, agentUser, "On its way"); err != nil {
+	if _, err := h.tr.Approve(t.Context(), a.ID, agentUser, h.get(a.ID).DraftVersion, "On its way"); err != nil {
 		t.Fatal(err)
 	}
 	p := h.command("metrics 7d")

@@ -88,7 +88,7 @@ func followedUpInSlack(t *testing.T) (*ratingHarness, triage.Ticket, slackfake.M
 	ctx := context.Background()
 	tk := h.intake(customerUser, "My parcel never arrived")
 	tk = h.drafted(tk.ID)
-	if _, err := h.tr.Approve(ctx, tk.ID, agentUser, tk.Draft); err != nil {
+	if _, err := h.tr.Approve(ctx, tk.ID, agentUser, h.get(tk.ID).DraftVersion, tk.Draft); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.tr.Resolve(ctx, tk.ID, agentUser, triage.Resolution{RootCause: "carrier_delay"}, 48*time.Hour); err != nil {

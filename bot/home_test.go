@@ -16,7 +16,7 @@ func TestAppHomePublished(t *testing.T) {
 	// Mine: approved by me, so assigned to me; escalated with me mentioned.
 	mine := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
 	h.drafted(mine.ID)
-	if _, err := h.tr.Approve(t.Context(), mine.ID, agentUser, "On its way"); err != nil {
+	if _, err := h.tr.Approve(t.Context(), mine.ID, agentUser, h.get(mine.ID).DraftVersion, "On its way"); err != nil {
 		t.Fatal(err)
 	}
 	h.clock.Advance(time.Hour)
@@ -26,7 +26,7 @@ func TestAppHomePublished(t *testing.T) {
 	h.intake(otherUser, "Where is order 1003?")
 	done := h.intake(customerUser, "Where is order 1004?")
 	h.drafted(done.ID)
-	if _, err := h.tr.Approve(t.Context(), done.ID, agentUser, "Sent"); err != nil {
+	if _, err := h.tr.Approve(t.Context(), done.ID, agentUser, h.get(done.ID).DraftVersion, "Sent"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.tr.Resolve(t.Context(), done.ID, agentUser, triage.Resolution{}, 0); err != nil {

@@ -31,7 +31,8 @@ func (a *App) interact(ctx context.Context, cb slack.InteractionCallback) {
 }
 
 // onButton handles one button: a card's or a follow-up's, whose value is
-// the ticket ID, or one of the SOP flow (sop.go).
+// the ticket ID (Approve's also names the draft version, see versioned),
+// or one of the SOP flow (sop.go).
 func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *slack.BlockAction) {
 	user, id := cb.User.ID, act.Value
 	channel := cb.Channel.ID
@@ -62,34 +63,60 @@ func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *s
 	}
 }
 
-// approve sends the ticket's draft as it is. A person without approval
-// authority gets an explanation only they see, and nothing changes.
-func (a *App) approve(ctx context.Context, channel, user, id string) {
+// approve sends the ticket's draft exactly as the clicked card showed it:
+// value names the ticket and the draft version on the card, and a draft
+// that changed since is not sent (the person is told, and the card
+// refreshed). A person without approval authority gets an explanation only
+// they see, and nothing changes.
+func (a *App) approve(ctx context.Context, channel, user, value string) {
+	id, version := parseVersioned(value)
 	t, err := a.tr.Store.Get(ctx, id)
 	if err != nil {
 		a.tell(ctx, channel, user, a.failure(ctx, id, "approved", err))
 		return
 	}
-	if strings.TrimSpace(t.Draft) == "" {
-		a.tell(ctx, channel, user, "Ticket `"+fit(id, fieldMax)+"` has no draft to send yet. Use *Edit* to write the reply.")
-		return
-	}
-	if !draftShown(t) {
-		// The card offers no Approve for such a draft; a click from an
-		// older card must not send text nobody read.
-		a.tell(ctx, channel, user, "The draft of ticket `"+fit(id, fieldMax)+"` is longer than its card shows. "+
-			"Nothing was sent: use *Edit* to read all of it and send it.")
-		return
-	}
-	if _, err := a.tr.Approve(ctx, id, user, t.Draft); err != nil {
-		if errors.Is(err, triage.ErrNotAuthorized) {
-			a.tell(ctx, channel, user, a.refusal(t))
+	if version == t.DraftVersion {
+		if strings.TrimSpace(t.Draft) == "" {
+			a.tell(ctx, channel, user, "Ticket `"+fit(id, fieldMax)+"` has no draft to send yet. Use *Edit* to write the reply.")
 			return
 		}
+		if !draftShown(t) {
+			// The card offers no Approve for such a draft; a click from an
+			// older card must not send text nobody read.
+			a.tell(ctx, channel, user, "The draft of ticket `"+fit(id, fieldMax)+"` is longer than its card shows. "+
+				"Nothing was sent: use *Edit* to read all of it and send it.")
+			return
+		}
+	}
+	// The version is checked again in the transaction: a draft landing
+	// after the read above is refused there.
+	_, err = a.tr.Approve(ctx, id, user, version, t.Draft)
+	switch {
+	case err == nil:
+	case errors.Is(err, triage.ErrStaleDraft):
+		if now, err := a.tr.Store.Get(ctx, id); err == nil && !awaitsDecision(now) {
+			// A second click, or a click after someone else decided: say
+			// where the ticket is rather than that its draft changed.
+			a.tell(ctx, channel, user, a.failure(ctx, id, "approved", triage.ErrInvalidTransition))
+			break
+		}
+		a.tell(ctx, channel, user, staleDraft(id))
+	case errors.Is(err, triage.ErrNotAuthorized):
+		a.tell(ctx, channel, user, a.refusal(t))
+		return
+	default:
 		a.tell(ctx, channel, user, a.failure(ctx, id, "approved", err))
 		return
 	}
+	// Both a sent reply and a refusal queued a card update.
 	a.kick()
+}
+
+// staleDraft tells the person whose click or form showed an older draft
+// than the ticket has that nothing was sent.
+func staleDraft(id string) string {
+	return "The reply on ticket `" + fit(id, fieldMax) + "` changed after you saw it (a new draft, a reply sent, " +
+		"or the customer wrote again), so nothing was sent. The card now shows the current reply: read it and choose again."
 }
 
 // approvalReasons says why a ticket needs approval authority, from the
@@ -321,9 +348,10 @@ func (s submission) reject(ctx context.Context, channel string, errs map[string]
 }
 
 // ticket loads the ticket a modal is about, rejecting the submission on
-// block when it cannot.
+// block when it cannot. The Edit modal's metadata also names the draft
+// version it opened on (versioned); the others' is the ticket ID.
 func (s submission) ticket(ctx context.Context, block, done string) (triage.Ticket, bool) {
-	id := s.cb.View.PrivateMetadata
+	id, _ := parseVersioned(s.cb.View.PrivateMetadata)
 	t, err := s.a.tr.Store.Get(ctx, id)
 	if err != nil {
 		s.reject(ctx, "", map[string]string{block: s.a.failure(ctx, id, done, err)})
@@ -346,6 +374,7 @@ func (s submission) edit(ctx context.Context) {
 	}
 	st := s.state()
 	reply := stateValue(st, blockDraft)
+	_, version := parseVersioned(s.cb.View.PrivateMetadata)
 	switch {
 	case !s.a.tr.Config.CanApprove(s.user(), t):
 		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: "Only approvers can send this reply: " +
@@ -356,6 +385,9 @@ func (s submission) edit(ctx context.Context) {
 		return
 	case !t.State.CanTransition(triage.StateReplied):
 		s.reject(ctx, t.Slack.Channel, map[string]string{blockDraft: s.a.failure(ctx, t.ID, "sent", triage.ErrInvalidTransition)})
+		return
+	case version != t.DraftVersion:
+		s.unsent(ctx, t, blockDraft, reply, staleEdit(unsentOutcome(nil)))
 		return
 	}
 	changes, errs := classificationChanges(st, t.Classification)
@@ -371,11 +403,22 @@ func (s submission) edit(ctx context.Context) {
 			return
 		}
 	}
-	if _, err := s.a.tr.Approve(ctx, t.ID, s.user(), reply); err != nil {
+	if _, err := s.a.tr.Approve(ctx, t.ID, s.user(), version, reply); err != nil {
+		if errors.Is(err, triage.ErrStaleDraft) {
+			s.unsent(ctx, t, blockDraft, reply, staleEdit(unsentOutcome(changes)))
+			return
+		}
 		s.unsent(ctx, t, blockDraft, reply, s.a.failureWith(ctx, t.ID, "sent", err, unsentOutcome(changes)))
 		return
 	}
 	s.answer(nil)
+}
+
+// staleEdit explains an Edit submission refused because the form opened on
+// a draft the ticket no longer has; outcome says what was recorded.
+func staleEdit(outcome string) string {
+	return "The draft changed after you opened this form (a new draft, a reply sent, or the customer wrote again), " +
+		"so your reply was not sent. " + outcome + ". Copy your reply, cancel, and press Edit on the card again."
 }
 
 // override is one classification field the Edit modal changes.

@@ -113,6 +113,9 @@ func TestButtonFailures(t *testing.T) {
 		{"approve a draft longer than the card", ActionApprove, func() {
 			h.change(tk.ID, func(x *triage.Ticket) { x.Draft = longDraftTicket().Draft })
 		}, "is longer than its card shows. Nothing was sent: use *Edit*"},
+		{"approve from a card without a draft version", "approve-unversioned", func() {
+			h.change(tk.ID, func(x *triage.Ticket) { x.Draft = "Short draft." })
+		}, "changed after you saw it"},
 		{"reopen an open ticket", ActionReopen, func() {}, "is awaiting review, so it can't be reopened now"},
 		{"resolve twice", ActionResolve, func() {
 			if _, err := h.tr.Resolve(t.Context(), tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
@@ -124,11 +127,19 @@ func TestButtonFailures(t *testing.T) {
 	for i, tc := range cases {
 		channel, ts := h.postCard(tk.ID)
 		tc.setup()
+		action, value := tc.action, tk.ID
+		switch action {
+		case ActionApprove:
+			value = versioned(h.get(tk.ID))
+		case "approve-unversioned":
+			// A card rendered before Approve carried a version.
+			action = ActionApprove
+		}
 		env, err := h.fake.SendEnvelope(slackfake.TypeInteractive, map[string]any{
 			"type": "block_actions", "user": map[string]any{"id": agentUser},
 			"trigger_id": h.fake.NewTriggerID(agentUser), "channel": map[string]any{"id": channel},
 			"container": map[string]any{"type": "message", "channel_id": channel, "message_ts": ts},
-			"actions":   []map[string]any{{"action_id": tc.action, "block_id": "b", "value": tk.ID, "type": "button"}},
+			"actions":   []map[string]any{{"action_id": action, "block_id": "b", "value": value, "type": "button"}},
 		}, false)
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +162,7 @@ func TestEditModal(t *testing.T) {
 	tk = h.drafted(tk.ID)
 	h.click(tk.ID, ActionEdit, agentUser)
 	v := h.modal(1)
-	if v.CallbackID != CallbackEdit || v.PrivateMetadata != tk.ID || v.UserID != agentUser {
+	if v.CallbackID != CallbackEdit || v.PrivateMetadata != versioned(tk) || v.UserID != agentUser {
 		t.Fatalf("modal = %+v", v)
 	}
 	var view slack.View
@@ -532,7 +543,7 @@ func TestHostileCustomerText(t *testing.T) {
 	h.modal(1)
 	h.click(tk.ID, ActionEscalate, agentUser)
 	h.modal(2)
-	if _, err := h.tr.Approve(t.Context(), tk.ID, approverUser, "We're on it."); err != nil {
+	if _, err := h.tr.Approve(t.Context(), tk.ID, approverUser, h.get(tk.ID).DraftVersion, "We're on it."); err != nil {
 		t.Fatal(err)
 	}
 	h.click(tk.ID, ActionResolve, agentUser)
@@ -574,5 +585,98 @@ func TestHostileCustomerText(t *testing.T) {
 		if v.Type == "home" && !strings.Contains(string(v.JSON), tk.ID) {
 			t.Errorf("App Home lacks the ticket: %s", v.JSON)
 		}
+	}
+}
+
+// TestApproveSendsWhatTheCardShows reproduces issue 9 through Slack: after
+// an Edit-send and a reopen, no card offers Approve of text it does not
+// show, a click on a card rendered before sends nothing, an Edit form
+// opened on an older draft does not silently send, and the fresh draft for
+// the customer's new message is what Approve then sends.
+func TestApproveSendsWhatTheCardShows(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	ctx := t.Context()
+	tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+	tk = h.drafted(tk.ID)
+	oldChannel, oldTS := h.postCard(tk.ID)
+
+	const edited = "Hi, I called the carrier myself: your parcel arrives tomorrow."
+	h.click(tk.ID, ActionEdit, agentUser)
+	h.submit(slackfake.Submission{ViewID: h.modal(1).ID, User: agentUser,
+		Values: map[string]map[string]slackfake.Input{blockDraft: {blockDraft: {Value: edited}}}})
+	h.waitFor("the edited reply", func() bool { return h.get(tk.ID).Sent == edited })
+	if _, err := h.tr.Resolve(ctx, tk.ID, agentUser, triage.Resolution{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.tr.AppendEntry(ctx, tk.ID, triage.Entry{Author: customerUser, Body: "It still has not come."}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.get(tk.ID); got.State != triage.StateReopened {
+		t.Fatalf("state %s after the customer wrote again, want reopened", got.State)
+	}
+
+	// The reopened card offers no Approve: its only draft is still to come.
+	blocks, err := json.Marshal(CardMessage(h.get(tk.ID), CardOptions{}).Blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(blocks), `"action_id":"approve"`) {
+		t.Errorf("the reopened card offers Approve; it shows:\n%s", blocks)
+	}
+
+	// Approve on the card posted before the Edit-send.
+	seen := len(h.ephemeralsTo(agentUser))
+	env, err := h.fake.Click(slackfake.Click{Channel: oldChannel, TS: oldTS, ActionID: ActionApprove, User: agentUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ack(env)
+	h.waitFor("the answer to the old card's Approve", func() bool { return len(h.ephemeralsTo(agentUser)) > seen })
+	if text := h.ephemeralsTo(agentUser)[seen].Text; !strings.Contains(text, "nothing was sent") {
+		t.Errorf("old card's Approve answered %q", text)
+	}
+	if got := h.get(tk.ID); got.State != triage.StateReopened || got.Sent != edited {
+		t.Fatalf("old card's Approve sent %q (state %s), want nothing sent", got.Sent, got.State)
+	}
+
+	// An Edit form opened now, submitted after the fresh draft landed.
+	h.click(tk.ID, ActionEdit, agentUser)
+	v := h.modal(2)
+	h.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "b", Reply: "Hi, I'm sorry it is still missing: a new parcel leaves today."}}
+	fresh, err := h.tr.WriteDraft(ctx, tk.ID, triage.Customer{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const typed = "Typed on the form before the new draft came."
+	r := viewResponse(t, h.submit(slackfake.Submission{ViewID: v.ID, User: agentUser,
+		Values: map[string]map[string]slackfake.Input{blockDraft: {blockDraft: {Value: typed}}}}))
+	if r.ResponseAction != slack.RAErrors || !strings.Contains(r.Errors[blockDraft], "draft changed") {
+		t.Errorf("Edit form on the older draft answered %+v", r)
+	}
+	if got := h.get(tk.ID); got.State != triage.StateReopened || got.Sent != edited {
+		t.Fatalf("Edit form on the older draft sent %q (state %s)", got.Sent, got.State)
+	}
+
+	// The fresh card shows the fresh draft, and Approve sends exactly it;
+	// a second click on that card sends nothing more.
+	channel, ts := h.postCard(tk.ID)
+	for i := range 2 {
+		seen := len(h.ephemeralsTo(agentUser))
+		env, err := h.fake.Click(slackfake.Click{Channel: channel, TS: ts, ActionID: ActionApprove, User: agentUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ack(env)
+		if i == 0 {
+			h.waitFor("the fresh draft sent", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+			continue
+		}
+		h.waitFor("the answer to the second click", func() bool { return len(h.ephemeralsTo(agentUser)) > seen })
+		if text := h.ephemeralsTo(agentUser)[seen].Text; !strings.Contains(text, "is replied, so it can't be approved now") {
+			t.Errorf("second click answered %q", text)
+		}
+	}
+	if got := h.get(tk.ID); got.Sent != fresh.Draft {
+		t.Errorf("Approve sent %q, want the fresh draft %q", got.Sent, fresh.Draft)
 	}
 }

@@ -162,7 +162,9 @@ func EditModal(t triage.Ticket) slack.ModalViewRequest {
 		input(blockSentiment, "Sentiment", staticSelect(blockSentiment, sentimentLabels, string(c.Sentiment)), true),
 		input(blockRisk, "Financial risk", staticSelect(blockRisk, levelLabels, string(c.FinancialRisk)), true),
 	)
-	return modal(CallbackEdit, "Edit and send", "Send reply", t.ID, blocks...)
+	// The metadata names the draft version the form opened on, so a draft
+	// that changed meanwhile is not silently answered (Triager.Approve).
+	return modal(CallbackEdit, "Edit and send", "Send reply", versioned(t), blocks...)
 }
 
 // EscalateModal asks for the reason and the owner who takes the ticket over,

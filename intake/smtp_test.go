@@ -184,10 +184,10 @@ func (md *mailDesk) approved(t *testing.T, in triage.Inbound, reply string) tria
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := md.triager.Classify(ctx, tk.ID, in.Customer); err != nil {
+	if tk, err = md.triager.Classify(ctx, tk.ID, in.Customer); err != nil {
 		t.Fatal(err)
 	}
-	tk, err = md.triager.Approve(ctx, tk.ID, "U-AGENT", reply)
+	tk, err = md.triager.Approve(ctx, tk.ID, "U-AGENT", tk.DraftVersion, reply)
 	if err != nil {
 		t.Fatal(err)
 	}

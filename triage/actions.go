@@ -20,7 +20,17 @@ var (
 	// ErrNotDue is returned by FollowedUp when the ticket's follow-up is
 	// due later than now (it was resolved again since the job was planned).
 	ErrNotDue = errors.New("follow-up not due yet")
+	// ErrStaleDraft is returned by Approve when the click or form names a
+	// draft version the ticket no longer has (a new draft, a reply sent, a
+	// reopen since the card was rendered), and by a draft that finished
+	// after the ticket moved on: nothing is sent or replaced then.
+	ErrStaleDraft = errors.New("draft changed since it was shown")
 )
+
+// ActionApproveRefused is the audit action of an Approve refused because
+// the card or form showed a draft version the ticket no longer has; its
+// card update shows the person the current draft.
+const ActionApproveRefused = "approve_refused"
 
 // DetailNoReplyRoute is the Detail of the thread post announcing an
 // approval when no customer reply was queued, because casebot has no way
@@ -64,13 +74,28 @@ func (c Config) CanApprove(actor string, t Ticket) bool {
 
 // Approve records that actor sent reply to the customer. reply is what was
 // actually sent: the draft as written or as the agent edited it, so the
-// revision size can be measured. The reply is queued to the customer when
+// revision size can be measured. version is the DraftVersion the card or
+// the Edit form showed: when the ticket's differs, nothing is sent, the
+// refusal is recorded with a card update showing the current draft, and
+// the error wraps ErrStaleDraft. The reply is queued to the customer when
 // ReplyRoute finds a way back; otherwise the thread post's Detail is
 // DetailNoReplyRoute and the agent sends the text from the card.
-func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket, error) {
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+func (s *Triager) Approve(ctx context.Context, id, actor string, version int, reply string) (Ticket, error) {
+	stale := false
+	t, err := s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		if !s.Config.CanApprove(actor, *t) {
 			return AuditEvent{}, fmt.Errorf("approve ticket %s by %s: %w", t.ID, actor, ErrNotAuthorized)
+		}
+		if t.DraftVersion != version {
+			// Checked inside the transaction, so a draft that lands between
+			// the card's render and the click is never sent unseen.
+			stale = true
+			now := s.Clock.Now()
+			// The card update is the system's: it re-renders the current
+			// draft and claims no decision.
+			return AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: ActionApproveRefused,
+				From: t.State, To: t.State, Detail: fmt.Sprintf("shown draft version %d, current %d", version, t.DraftVersion),
+				Posts: []Post{{Kind: PostCardUpdate, TicketID: t.ID, Action: ActionApproveRefused, Actor: ActorSystem, CreatedAt: now}}}, nil
 		}
 		if strings.TrimSpace(reply) == "" {
 			return AuditEvent{}, fmt.Errorf("approve ticket %s: empty reply", t.ID)
@@ -88,6 +113,10 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
 		}
 		t.Sent, t.Reviewed, t.Assignee = reply, true, actor
+		// The draft is answered: no card offers it again, and a draft
+		// still being written for it is refused (writeDraft).
+		t.DraftWanted = false
+		t.DraftVersion++
 		channel, thread, routed := ReplyRoute(*t, s.Senders)
 		detail := fmt.Sprintf("reply %d chars", len(reply))
 		if !routed {
@@ -104,6 +133,10 @@ func (s *Triager) Approve(ctx context.Context, id, actor, reply string) (Ticket,
 			ThreadTS: thread, Actor: actor, Text: reply, CreatedAt: now})
 		return ev, nil
 	})
+	if err == nil && stale {
+		return t, fmt.Errorf("approve ticket %s: version %d shown, %d current: %w", id, version, t.DraftVersion, ErrStaleDraft)
+	}
+	return t, err
 }
 
 // Override changes one classification field of a ticket as a person decided,
@@ -253,7 +286,7 @@ func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, erro
 	if rating < 1 || rating > 5 {
 		return Ticket{}, fmt.Errorf("rate ticket %s: rating %d outside 1-5", id, rating)
 	}
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+	t, err := s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
 		switch {
 		case t.Rating != 0:
@@ -262,36 +295,49 @@ func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, erro
 			return AuditEvent{}, fmt.Errorf("rate ticket %s in state %s, follow-up sent %v: %w",
 				t.ID, from, !t.FollowUpSentAt.IsZero(), ErrInvalidTransition)
 		}
-		next := StateClosed
 		if rating <= 2 {
-			next = StateReopened
-		}
-		if next != from {
-			if err := t.Transition(next); err != nil {
+			if err := t.reopen(); err != nil {
+				return AuditEvent{}, err
+			}
+		} else if from != StateClosed {
+			if err := t.Transition(StateClosed); err != nil {
 				return AuditEvent{}, err
 			}
 		}
 		t.Rating = rating
 		ev := withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorCustomer, Action: "rated",
 			From: from, To: t.State, Detail: fmt.Sprintf("rating %d", rating)}, PostCardUpdate, PostThread)
-		if next == StateReopened && t.Assignee != "" {
+		if t.State == StateReopened && t.Assignee != "" {
 			ev.Posts[1].Mentions = []string{t.Assignee}
 		}
 		return ev, nil
 	})
+	s.reopened(t, err)
+	return t, err
 }
 
 // Reopen puts a resolved or closed ticket back in the queue, as a person
 // decided.
 func (s *Triager) Reopen(ctx context.Context, id, actor, reason string) (Ticket, error) {
-	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+	t, err := s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
 		from := t.State
-		if err := t.Transition(StateReopened); err != nil {
+		if err := t.reopen(); err != nil {
 			return AuditEvent{}, err
 		}
 		return withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: actor, Action: "reopened",
 			From: from, To: t.State, Detail: reason}, PostCardUpdate, PostThread), nil
 	})
+	s.reopened(t, err)
+	return t, err
+}
+
+// reopened tells the Reopened hook about a ticket an action reopened (and
+// perhaps escalated at once), once the change is committed, so its fresh
+// draft is queued.
+func (s *Triager) reopened(t Ticket, err error) {
+	if err == nil && t.DraftWanted && t.Draft == "" && t.WantsDraft() && s.Reopened != nil {
+		s.Reopened(t)
+	}
 }
 
 // ReopenWindow is how long after resolution a customer's new message reopens
@@ -347,7 +393,7 @@ func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, 
 		escalate := slices.ContainsFunc(added, func(tr Trigger) bool { return tr.Escalate })
 		reopen := escalate || slices.ContainsFunc(added, func(tr Trigger) bool { return reopeningRules[tr.Rule] })
 		if !from.Open() && (reopen || (!t.ResolvedAt.IsZero() && e.At.Sub(t.ResolvedAt) <= ReopenWindow)) {
-			if err := t.Transition(StateReopened); err != nil {
+			if err := t.reopen(); err != nil {
 				return AuditEvent{}, err
 			}
 		}
@@ -388,6 +434,7 @@ func (s *Triager) AppendEntry(ctx context.Context, id string, e Entry) (Ticket, 
 	if errors.Is(err, ErrDuplicate) {
 		return current, err
 	}
+	s.reopened(t, err)
 	return t, err
 }
 

@@ -89,12 +89,12 @@ func TestApproveNeedsAuthority(t *testing.T) {
 	audit := f.store.Audit(tk.ID)
 	f.clock.Advance(5 * time.Minute)
 
-	if _, err := f.tr.Approve(ctx, tk.ID, agent, draft); !errors.Is(err, triage.ErrNotAuthorized) {
+	if _, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), draft); !errors.Is(err, triage.ErrNotAuthorized) {
 		t.Fatalf("Approve by %s: err = %v, want ErrNotAuthorized", agent, err)
 	}
 	f.unchanged(t, tk, audit)
 
-	got, err := f.tr.Approve(ctx, tk.ID, approver, draft)
+	got, err := f.tr.Approve(ctx, tk.ID, approver, f.version(tk.ID), draft)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestApproveDraftRevision(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, &triagetest.Classifier{Result: calm})
 			tk := f.ticketIn(t, "m1", routine, tc.draft)
-			got, err := f.tr.Approve(context.Background(), tk.ID, agent, tc.reply)
+			got, err := f.tr.Approve(context.Background(), tk.ID, agent, f.version(tk.ID), tc.reply)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +147,7 @@ func TestApproveFirstResponseOnce(t *testing.T) {
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.ticketIn(t, "m1", routine, draft)
 	first := f.clock.Advance(10 * time.Minute)
-	if _, err := f.tr.Approve(ctx, tk.ID, agent, draft); err != nil {
+	if _, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), draft); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Hour)
@@ -155,7 +155,7 @@ func TestApproveFirstResponseOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Hour)
-	got, err := f.tr.Approve(ctx, tk.ID, agent, "Second answer.")
+	got, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), "Second answer.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestApproveEmptyReply(t *testing.T) {
 		f := newFixture(t, &triagetest.Classifier{Result: calm})
 		tk := f.ticketIn(t, "m1", routine, draft)
 		audit := f.store.Audit(tk.ID)
-		if _, err := f.tr.Approve(context.Background(), tk.ID, agent, reply); err == nil {
+		if _, err := f.tr.Approve(context.Background(), tk.ID, agent, f.version(tk.ID), reply); err == nil {
 			t.Errorf("Approve with reply %q succeeded", reply)
 		}
 		f.unchanged(t, tk, audit)
@@ -527,10 +527,12 @@ func TestInvalidTransitions(t *testing.T) {
 		act   func(f *fixture, id string) (triage.Ticket, error)
 	}{
 		{"approve a closed ticket", []string{"resolve", "followup", "rate5"},
-			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Approve(ctx, id, approver, "hello") }},
+			func(f *fixture, id string) (triage.Ticket, error) {
+				return f.tr.Approve(ctx, id, approver, f.version(id), "hello")
+			}},
 		{"approve a replied ticket", []string{"approve"},
 			func(f *fixture, id string) (triage.Ticket, error) {
-				return f.tr.Approve(ctx, id, approver, "hello again")
+				return f.tr.Approve(ctx, id, approver, f.version(id), "hello again")
 			}},
 		{"resolve a closed ticket", []string{"resolve", "followup", "rate5"},
 			func(f *fixture, id string) (triage.Ticket, error) { return f.tr.Resolve(ctx, id, agent, res, 0) }},
@@ -553,7 +555,7 @@ func TestInvalidTransitions(t *testing.T) {
 			for _, step := range tc.state {
 				switch step {
 				case "approve":
-					tk, err = f.tr.Approve(ctx, tk.ID, agent, "first reply")
+					tk, err = f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), "first reply")
 				case "resolve":
 					tk, err = f.tr.Resolve(ctx, tk.ID, agent, res, time.Hour)
 				case "followup":
@@ -580,7 +582,7 @@ func TestActionsUnknownTicket(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
 	acts := map[string]func() (triage.Ticket, error){
-		"approve":    func() (triage.Ticket, error) { return f.tr.Approve(ctx, "T9", agent, "x") },
+		"approve":    func() (triage.Ticket, error) { return f.tr.Approve(ctx, "T9", agent, f.version("T9"), "x") },
 		"override":   func() (triage.Ticket, error) { return f.tr.Override(ctx, "T9", agent, "type", "refund") },
 		"escalate":   func() (triage.Ticket, error) { return f.tr.Escalate(ctx, "T9", agent, "legal", "x") },
 		"resolve":    func() (triage.Ticket, error) { return f.tr.Resolve(ctx, "T9", agent, triage.Resolution{}, 0) },
@@ -623,10 +625,10 @@ func TestActionsMetrics(t *testing.T) {
 	}
 	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
 	// T1: draft sent unchanged 10 min after the last intake, resolved, rated 5.
-	must(f.tr.Approve(ctx, ids[0], agent, draft))
+	must(f.tr.Approve(ctx, ids[0], agent, f.version(ids[0]), draft))
 	// T2 (legal, escalated on arrival): approver rewrites the reply,
 	// resolved without a root cause, rated 2 (reopened).
-	must(f.tr.Approve(ctx, ids[1], approver, "Our legal team will contact you today."))
+	must(f.tr.Approve(ctx, ids[1], approver, f.version(ids[1]), "Our legal team will contact you today."))
 	// T3: a person overrides the type, then escalates.
 	must(f.tr.Override(ctx, ids[2], agent, "type", "billing"))
 	must(f.tr.Escalate(ctx, ids[2], agent, "support", "billing question"))
@@ -746,7 +748,7 @@ func TestPosts(t *testing.T) {
 	}
 	must(f.tr.WriteDraft(ctx, tk.ID, ann, ""))
 	must(f.tr.Override(ctx, tk.ID, agent, "type", "refund"))
-	if _, err := f.tr.Approve(ctx, tk.ID, agent, draft); !errors.Is(err, triage.ErrNotAuthorized) {
+	if _, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), draft); !errors.Is(err, triage.ErrNotAuthorized) {
 		t.Fatalf("Approve by %s: %v", agent, err)
 	}
 	for _, p := range f.store.Posts() {
@@ -754,7 +756,7 @@ func TestPosts(t *testing.T) {
 			t.Fatalf("customer reply queued before anyone approved: %+v", p)
 		}
 	}
-	must(f.tr.Approve(ctx, tk.ID, approver, draft+" Sam"))
+	must(f.tr.Approve(ctx, tk.ID, approver, f.version(tk.ID), draft+" Sam"))
 	must(f.tr.Escalate(ctx, tk.ID, approver, "legal", "threat of action"))
 	must(f.tr.Resolve(ctx, tk.ID, approver, triage.Resolution{RootCause: "carrier_delay", Method: "refund"}, time.Hour))
 	f.clock.Advance(time.Hour)
@@ -815,7 +817,7 @@ func TestCustomerReplyBySource(t *testing.T) {
 			in := f.inbound("m1", routine, ann)
 			in.Source, in.ReplyTo = tc.src, tc.replyTo
 			tk := f.process(t, in)
-			if _, err := f.tr.Approve(context.Background(), tk.ID, agent, "On its way."); err != nil {
+			if _, err := f.tr.Approve(context.Background(), tk.ID, agent, f.version(tk.ID), "On its way."); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
@@ -1059,7 +1061,7 @@ func TestResolveNeedsAuthority(t *testing.T) {
 			tk := f.ticketIn(t, "m1", tc.body, "")
 			if tc.replied {
 				var err error
-				if tk, err = f.tr.Approve(ctx, tk.ID, approver, "We are looking into it."); err != nil {
+				if tk, err = f.tr.Approve(ctx, tk.ID, approver, f.version(tk.ID), "We are looking into it."); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -1251,6 +1253,10 @@ func TestAppendEntryLateTriggers(t *testing.T) {
 			if escalations != wantEscalations {
 				t.Errorf("%d escalation posts, want %d", escalations, wantEscalations)
 			}
+			if !tc.state.Open() && tc.want.Open() && (got.Draft != "" || !got.DraftWanted || !got.WantsDraft()) {
+				t.Errorf("reopened with draft %q wanted %v: the old draft must go and a fresh one be wanted",
+					got.Draft, got.DraftWanted)
+			}
 		})
 	}
 }
@@ -1368,5 +1374,101 @@ func TestReplyRoute(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("ReplyRoute(%s %q, %v) = %q, want %q", tc.src, tc.replyTo, tc.senders, got, tc.want)
 		}
+	}
+}
+
+// TestStaleDraft reproduces the Edit-send of issue 9: once a person has
+// written and sent a reply, a late draft must not replace it, and a
+// reopened ticket must not offer the old draft for Approve; an Approve
+// carrying a version the ticket no longer has sends nothing.
+func TestStaleDraft(t *testing.T) {
+	ctx := context.Background()
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	const edited = "Hi Ann, I checked myself: your parcel arrives tomorrow."
+	tests := []struct {
+		name   string
+		reopen func(f *fixture, id string) error
+	}{
+		{"reopened by a person", func(f *fixture, id string) error {
+			if _, err := f.tr.Resolve(ctx, id, agent, res, 0); err != nil {
+				return err
+			}
+			_, err := f.tr.Reopen(ctx, id, agent, "customer called")
+			return err
+		}},
+		{"customer wrote again", func(f *fixture, id string) error {
+			if _, err := f.tr.Resolve(ctx, id, agent, res, 0); err != nil {
+				return err
+			}
+			_, err := f.tr.AppendEntry(ctx, id, triage.Entry{Author: "ann", Body: "It did not arrive."})
+			return err
+		}},
+		{"low rating", func(f *fixture, id string) error {
+			if _, err := f.tr.Resolve(ctx, id, agent, res, 0); err != nil {
+				return err
+			}
+			if _, err := f.tr.FollowedUp(ctx, id, ""); err != nil {
+				return err
+			}
+			_, err := f.tr.Rate(ctx, id, 1)
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.ticketIn(t, "m1", routine, draft)
+			shown := tk.DraftVersion
+			if _, err := f.tr.Approve(ctx, tk.ID, agent, tk.DraftVersion, edited); err != nil {
+				t.Fatal(err)
+			}
+			// The model's draft that was still running finishes now.
+			f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "late", Reply: "late model draft"}}
+			if _, err := f.tr.WriteDraft(ctx, tk.ID, ann, ""); !errors.Is(err, triage.ErrStaleDraft) {
+				t.Errorf("late draft after the Edit-send: err = %v, want ErrStaleDraft", err)
+			}
+			if got := f.get(t, tk.ID); got.Sent != edited || got.Draft == "late model draft" {
+				t.Fatalf("late draft replaced the sent reply: draft %q, sent %q", got.Draft, got.Sent)
+			}
+			if err := tc.reopen(f, tk.ID); err != nil {
+				t.Fatal(err)
+			}
+			got := f.get(t, tk.ID)
+			if got.State != triage.StateReopened || got.Draft != "" || got.DraftBy != "" || !got.WantsDraft() {
+				t.Fatalf("reopened: state %s, draft %q by %q, wants a draft %v; want the old draft gone and a fresh one wanted",
+					got.State, got.Draft, got.DraftBy, got.WantsDraft())
+			}
+			// An Approve from the card that showed the old draft.
+			before := len(f.store.Audit(tk.ID))
+			if _, err := f.tr.Approve(ctx, tk.ID, agent, shown, draft); !errors.Is(err, triage.ErrStaleDraft) {
+				t.Fatalf("Approve of version %d on a reopened ticket: err = %v, want ErrStaleDraft", shown, err)
+			}
+			after := f.get(t, tk.ID)
+			if after.State != triage.StateReopened || after.Sent != edited {
+				t.Errorf("stale Approve changed the ticket: state %s, sent %q", after.State, after.Sent)
+			}
+			audit := f.store.Audit(tk.ID)
+			if len(audit) != before+1 || audit[before].Action != triage.ActionApproveRefused {
+				t.Fatalf("stale Approve recorded %+v, want one %s event", audit[before:], triage.ActionApproveRefused)
+			}
+			for _, p := range audit[before].Posts {
+				if p.Kind == triage.PostCustomerReply {
+					t.Errorf("stale Approve queued a customer reply: %+v", p)
+				}
+			}
+			// The fresh draft for the new message is offered with a new version.
+			f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "b2", Reply: "fresh draft"}}
+			fresh, err := f.tr.WriteDraft(ctx, tk.ID, ann, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fresh.Draft != "fresh draft" || fresh.DraftVersion <= shown || fresh.DraftBy != triage.DraftByModel || fresh.WantsDraft() {
+				t.Fatalf("fresh draft %q version %d by %q (wants %v)", fresh.Draft, fresh.DraftVersion, fresh.DraftBy, fresh.WantsDraft())
+			}
+			sent, err := f.tr.Approve(ctx, tk.ID, agent, fresh.DraftVersion, fresh.Draft)
+			if err != nil || sent.Sent != "fresh draft" {
+				t.Fatalf("Approve of the fresh draft: sent %q, err %v", sent.Sent, err)
+			}
+		})
 	}
 }

@@ -72,6 +72,16 @@ func (TemplateDrafter) Draft(_ context.Context, req DraftRequest) (Draft, error)
 	return Draft{Brief: b.String(), Reply: opening(c.Language, c.Type)}, nil
 }
 
+// draftBy names who writes d's drafts, for Ticket.DraftBy: the template
+// or, for any other drafter, the model.
+func draftBy(d Drafter) string {
+	switch d.(type) {
+	case TemplateDrafter, *TemplateDrafter:
+		return DraftByTemplate
+	}
+	return DraftByModel
+}
+
 func opening(lang string, typ Type) string {
 	lines, ok := replyOpenings[strings.ToLower(strings.SplitN(lang, "-", 2)[0])]
 	if !ok {

@@ -43,8 +43,9 @@ type Pipeline struct {
 }
 
 // NewPipeline builds a pipeline around tr; Run starts it. It sets
-// tr.Classified, so a ticket classified by any path (a Slack worker, the
-// pipeline itself) gets its draft queued here.
+// tr.Classified and tr.Reopened, so a ticket classified by any path (a
+// Slack worker, the pipeline itself) or reopened gets its draft queued
+// here.
 func NewPipeline(tr *Triager, opts PipelineOptions) *Pipeline {
 	if opts.Classifiers <= 0 {
 		opts.Classifiers = 4
@@ -64,6 +65,7 @@ func NewPipeline(tr *Triager, opts PipelineOptions) *Pipeline {
 	}
 	p := &Pipeline{tr: tr, opts: opts, log: log, classify: newIDQueue(), draft: newIDQueue()}
 	tr.Classified = func(t Ticket) { p.Draft(t.ID) }
+	tr.Reopened = func(t Ticket) { p.Draft(t.ID) }
 	return p
 }
 
@@ -74,14 +76,15 @@ func (p *Pipeline) Classify(id string) { p.classify.push(job{id: id}) }
 func (p *Pipeline) Draft(id string) { p.draft.push(job{id: id}) }
 
 // Resume queues the work a stop interrupted: tickets received since since
-// that are still unclassified, and open ones without a draft.
+// that are still unclassified, and open ones waiting for a draft
+// (WantsDraft), a reopened one included.
 func (p *Pipeline) Resume(ctx context.Context, since time.Time) (classify, draft int, err error) {
 	err = p.tr.Store.Window(ctx, since, p.tr.Clock.Now().Add(time.Second), func(t Ticket) error {
 		switch {
 		case t.State == StateReceived:
 			p.Classify(t.ID)
 			classify++
-		case t.State.Open() && t.Draft == "" && t.Sent == "":
+		case t.Draft == "" && t.WantsDraft():
 			p.Draft(t.ID)
 			draft++
 		}
@@ -134,7 +137,7 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 		p.log.Error("draft: load ticket", "ticket", j.id, "err", err)
 		return
 	}
-	if t.Draft != "" || !t.State.Open() {
+	if t.Draft != "" || !t.WantsDraft() {
 		return
 	}
 	policy := ""
@@ -151,11 +154,16 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 		return
 	}
 	_, err = p.tr.writeDraft(ctx, j.id, Customer{}, policy, drafter)
-	if err == nil {
+	switch {
+	case err == nil:
 		p.kick()
 		return
-	}
-	if ctx.Err() != nil {
+	case errors.Is(err, ErrStaleDraft):
+		// A person replied, or the ticket was reopened, while the draft
+		// was written; a reopen queued its own draft.
+		p.log.Info("draft no longer wanted", "ticket", j.id, "err", err)
+		return
+	case ctx.Err() != nil:
 		return
 	}
 	j.attempt++

@@ -100,8 +100,16 @@ func TestPipelineDraftAttempts(t *testing.T) {
 			if n := len(drafter.Requests()); n != tc.calls {
 				t.Errorf("model asked %d times, want %d", n, tc.calls)
 			}
-			if got := f.get(t, tk.ID).Draft; (got != "model draft") != tc.template {
-				t.Errorf("draft %q, template wanted: %v", got, tc.template)
+			got := f.get(t, tk.ID)
+			if (got.Draft != "model draft") != tc.template {
+				t.Errorf("draft %q, template wanted: %v", got.Draft, tc.template)
+			}
+			wantBy := triage.DraftByModel
+			if tc.template {
+				wantBy = triage.DraftByTemplate
+			}
+			if got.DraftBy != wantBy || got.DraftVersion != 1 {
+				t.Errorf("draft by %q version %d, want by %q version 1", got.DraftBy, got.DraftVersion, wantBy)
 			}
 		})
 	}
@@ -127,4 +135,49 @@ func TestPipelineResume(t *testing.T) {
 	waitFor(t, "both drafted", func() bool {
 		return f.get(t, received.ID).Draft == "r" && f.get(t, undrafted.ID).Draft == "r"
 	})
+}
+
+// TestPipelineRedraftsReopened: a ticket reopened after an Edit-send gets a
+// fresh draft for the customer's new message, queued through the
+// Reopened hook while running and by Resume after a restart.
+func TestPipelineRedraftsReopened(t *testing.T) {
+	ctx := context.Background()
+	res := triage.Resolution{RootCause: "carrier_delay", Method: "information"}
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart %v", restart), func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			var calls atomic.Int32
+			f.tr.Drafter = &triagetest.Drafter{Func: func(context.Context, triage.DraftRequest) (triage.Draft, error) {
+				return triage.Draft{Brief: "b", Reply: fmt.Sprintf("draft %d", calls.Add(1))}, nil
+			}}
+			tk := f.process(t, f.inbound("m1", "where is my parcel?", ann))
+			if _, err := f.tr.WriteDraft(ctx, tk.ID, ann, ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), "edited by a person"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.tr.Resolve(ctx, tk.ID, agent, res, 0); err != nil {
+				t.Fatal(err)
+			}
+			var p *triage.Pipeline
+			if !restart {
+				p = startPipeline(t, f, triage.PipelineOptions{})
+			}
+			if _, err := f.tr.Reopen(ctx, tk.ID, agent, "customer called"); err != nil {
+				t.Fatal(err)
+			}
+			if restart {
+				p = startPipeline(t, f, triage.PipelineOptions{})
+				if _, d, err := p.Resume(ctx, t0.Add(-time.Hour)); err != nil || d != 1 {
+					t.Fatalf("Resume queued %d drafts, err %v; want the reopened ticket's", d, err)
+				}
+			}
+			waitFor(t, "the fresh draft", func() bool { return f.get(t, tk.ID).Draft == "draft 2" })
+			got := f.get(t, tk.ID)
+			if got.Sent != "edited by a person" || got.DraftBy != triage.DraftByModel || got.WantsDraft() {
+				t.Errorf("sent %q, draft by %q, still wants a draft %v", got.Sent, got.DraftBy, got.WantsDraft())
+			}
+		})
+	}
 }

@@ -26,6 +26,10 @@ type Triager struct {
 	// Classified, when set, is called with every ticket Classify stored, by
 	// whichever path it arrived; a Pipeline uses it to queue the draft.
 	Classified func(Ticket)
+	// Reopened, when set, is called with every ticket an action reopened
+	// (Reopen, a low rating, the customer writing again), whose old draft
+	// was dropped; a Pipeline uses it to queue the fresh draft.
+	Reopened func(Ticket)
 	// Senders lists the sources whose replies can be sent back
 	// automatically (email needs SMTP); nil means every source's. A reply
 	// without a sender is recorded on approval and copied by hand.
@@ -236,8 +240,18 @@ func (s *Triager) writeDraft(ctx context.Context, id string, customer Customer, 
 	if err != nil {
 		return t, fmt.Errorf("draft ticket %s: %w", id, err)
 	}
+	by := draftBy(drafter)
+	version := t.DraftVersion
 	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
-		t.Brief, t.Draft = d.Brief, d.Reply
+		// Checked in the transaction: a draft that took long never replaces
+		// a reply a person sent, or a draft that changed while it was
+		// written (a reopen, another draft).
+		if t.DraftVersion != version || !t.WantsDraft() {
+			return AuditEvent{}, fmt.Errorf("draft ticket %s: version %d asked, %d now, state %s: %w",
+				t.ID, version, t.DraftVersion, t.State, ErrStaleDraft)
+		}
+		t.Brief, t.Draft, t.DraftBy, t.DraftWanted = d.Brief, d.Reply, by, false
+		t.DraftVersion++
 		ev := AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorSystem, Action: "drafted",
 			From: t.State, To: t.State, Detail: fmt.Sprintf("brief %d chars, draft %d chars", len(d.Brief), len(d.Reply))}
 		return withPosts(ev, PostCardUpdate), nil

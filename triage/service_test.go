@@ -534,7 +534,9 @@ func TestClassifyKeepsLifecycle(t *testing.T) {
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.process(t, f.inbound("m1", "Where is my parcel?", ann))
 	steps := []func() (triage.Ticket, error){
-		func() (triage.Ticket, error) { return f.tr.Approve(ctx, tk.ID, "U0AGENT01", "On its way.") },
+		func() (triage.Ticket, error) {
+			return f.tr.Approve(ctx, tk.ID, "U0AGENT01", f.version(tk.ID), "On its way.")
+		},
 		func() (triage.Ticket, error) {
 			return f.tr.Resolve(ctx, tk.ID, "U0AGENT01", triage.Resolution{Method: "information"}, 0)
 		},
@@ -681,4 +683,14 @@ func TestMergeClassificationProperty(t *testing.T) {
 			fail("merged classification invalid: %v", err)
 		}
 	}
+}
+
+// version is the draft version a card of ticket id shows now, for an
+// Approve of what is on it; 0 for an unknown ticket.
+func (f *fixture) version(id string) int {
+	tk, err := f.store.Get(context.Background(), id)
+	if err != nil {
+		return 0
+	}
+	return tk.DraftVersion
 }

@@ -175,7 +175,17 @@ type Ticket struct {
 
 	Brief string `json:"brief,omitempty"`
 	Draft string `json:"draft,omitempty"`
-	Sent  string `json:"sent,omitempty"`
+	// DraftBy says who wrote Draft: DraftByModel or DraftByTemplate; ""
+	// when there is no draft.
+	DraftBy string `json:"draft_by,omitempty"`
+	// DraftVersion is bumped each time the text the card offers for
+	// Approve changes (a draft written, sent, or dropped on a reopen); an
+	// Approve names the version it saw, so it sends only what was shown.
+	DraftVersion int `json:"draft_version,omitempty"`
+	// DraftWanted is set when a reopened ticket waits for a fresh draft for
+	// the customer's new message, although a reply was sent before.
+	DraftWanted bool   `json:"draft_wanted,omitempty"`
+	Sent        string `json:"sent,omitempty"`
 	// ReplyQueued is set when the approved reply was queued to go back to
 	// the customer; without a way back a person passes it on.
 	ReplyQueued bool       `json:"reply_queued,omitempty"`
@@ -201,6 +211,37 @@ type Ticket struct {
 	Rating         int       `json:"rating,omitempty"` // 1–5, 0 when unanswered
 
 	Slack SlackRef `json:"slack"`
+}
+
+// Who wrote a ticket's draft (Ticket.DraftBy).
+const (
+	DraftByModel    = "model"
+	DraftByTemplate = "template"
+)
+
+// WantsDraft reports whether a draft may be written for t now: it is
+// classified and still open, and no person has replied since the customer
+// last wrote (nothing sent yet, or reopened since). A draft is never
+// written over a reply a person sent.
+func (t Ticket) WantsDraft() bool {
+	return t.State.Open() && t.State != StateReceived && t.State != StateReplied && (t.Sent == "" || t.DraftWanted)
+}
+
+// dropDraft forgets the draft of a ticket that needs a fresh one, for the
+// customer's new message: no card may offer the old one, or a reply sent
+// before, for Approve.
+func (t *Ticket) dropDraft() {
+	t.Draft, t.DraftBy, t.DraftWanted = "", "", true
+	t.DraftVersion++
+}
+
+// reopen moves t to reopened and asks for a fresh draft.
+func (t *Ticket) reopen() error {
+	if err := t.Transition(StateReopened); err != nil {
+		return err
+	}
+	t.dropDraft()
+	return nil
 }
 
 // SlackRef is where a ticket's card was posted.
