@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -189,10 +190,12 @@ func headerText(t triage.Ticket) string {
 	return fmt.Sprintf("%s %s · %s urgency", emoji, label, urgency)
 }
 
-// customerLabel names the customer: "Name · email", falling back to the
-// handle and finally to the ticket's customer ID. Not escaped.
+// customerLabel names the customer: "Name · email", the email being the
+// address the ticket came from (replies go there, not to the customer's
+// first address), falling back to the handle and finally to the ticket's
+// customer ID. Not escaped.
 func customerLabel(t triage.Ticket, c triage.Customer) string {
-	contact := c.Email
+	contact := cmp.Or(t.ReplyAddress, c.Email)
 	if contact == "" {
 		contact = c.Handle
 	}

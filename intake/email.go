@@ -510,11 +510,15 @@ func (m *Mailbox) handle(ctx context.Context, log *slog.Logger, e Email, interna
 	return nil
 }
 
-// appendReply adds e to ticket id when e's sender is the ticket's customer;
-// AppendEntry keeps a re-read from adding it twice. It reports false, with no error,
-// for a sender who is someone else: their message becomes its own ticket,
-// so nobody can add text to another customer's case by quoting a
-// Message-ID.
+// appendReply adds e to ticket id when e's sender is the address the ticket
+// came from (its ReplyAddress, or for a ticket stored before tickets kept
+// it, its customer's only address); AppendEntry keeps a re-read from adding
+// it twice. It reports false, with no error, for any other sender, even
+// another address merged into the same customer: their message becomes its
+// own ticket, answered at their own address. So nobody can add text to
+// another customer's case by quoting a Message-ID, and a merge through a
+// shared handle never puts one person's words in a conversation answered
+// at another address.
 func (m *Mailbox) appendReply(ctx context.Context, log *slog.Logger, id string, e Email, in triage.Inbound) (bool, error) {
 	t, err := m.opts.Ticket(ctx, id)
 	if err != nil {
@@ -524,7 +528,8 @@ func (m *Mailbox) appendReply(ctx context.Context, log *slog.Logger, id string, 
 	if err != nil {
 		return false, fmt.Errorf("customer %s: %w", t.CustomerID, err)
 	}
-	if e.From == "" || !strings.EqualFold(c.Email, e.From) {
+	addr, err := replyAddress(t, c)
+	if err != nil || e.From == "" || !strings.EqualFold(addr, e.From) {
 		log.LogAttrs(ctx, slog.LevelInfo, "imap: reply from someone other than the ticket's customer; new ticket",
 			slog.String("thread_ticket", id))
 		return false, nil

@@ -328,3 +328,37 @@ func FuzzImportLine(f *testing.F) {
 		}
 	})
 }
+
+// TestImportCountsLifetimeSpend: imported history's order amounts add up
+// to the customer's lifetime spend, each order once, and importing the
+// file again adds nothing.
+func TestImportCountsLifetimeSpend(t *testing.T) {
+	tests := []struct {
+		name   string
+		format string
+		file   string
+	}{
+		{"CSV", FormatCSV, "external_id,text,customer_email,order_ref,amount,currency\n" +
+			"h-1,late,ann@example.com,1001,2000,USD\n" +
+			"h-2,still late,ann@example.com,1001,2000,USD\n" +
+			"h-3,broken,ann@example.com,1002,3100.50,USD\n"},
+		{"JSONL", FormatJSONL, `{"external_id":"h-1","customer":{"email":"ann@example.com"},"text":"late","order":{"ref":"1001","amount":2000,"currency":"USD"}}
+{"external_id":"h-2","customer":{"email":"ann@example.com"},"text":"still late","order":{"ref":"1001","amount":2000,"currency":"USD"}}
+{"external_id":"h-3","customer":{"email":"ann@example.com"},"text":"broken","order":{"ref":"1002","amount":3100.5,"currency":"USD"}}
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tickets, intake := store(t)
+			for range 2 {
+				if _, err := Import(context.Background(), strings.NewReader(tt.file), tt.format, intake, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cs := tickets.Customers()
+			if want := (triage.Money{Minor: 510050, Currency: "USD"}); len(cs) != 1 || cs[0].Lifetime != want {
+				t.Errorf("customers %+v, want one with lifetime spend %v", cs, want)
+			}
+		})
+	}
+}

@@ -141,15 +141,41 @@ func (m *Mailer) send(ctx context.Context, p triage.Post) error {
 	if err != nil {
 		return fmt.Errorf("%w: customer %s: %w", ErrMailDelivery, t.CustomerID, err)
 	}
-	to, err := recipient(c.Email)
+	addr, err := replyAddress(t, c)
 	if err != nil {
-		return fmt.Errorf("%w: customer %s: %w", ErrMailRefused, c.ID, err)
+		return fmt.Errorf("%w: ticket %s: %w", ErrMailRefused, t.ID, err)
+	}
+	to, err := recipient(addr)
+	if err != nil {
+		return fmt.Errorf("%w: ticket %s: %w", ErrMailRefused, t.ID, err)
 	}
 	msg, err := m.compose(p, t, c, to)
 	if err != nil {
 		return fmt.Errorf("%w: composing the message: %w", ErrMailDelivery, err)
 	}
 	return m.submit(ctx, to, msg)
+}
+
+// errNoReplyAddress is why a ticket stored before tickets kept their own
+// address gets no email when its customer has several: any one of them may
+// belong to someone else.
+var errNoReplyAddress = errors.New("no reply address on the ticket and the customer has several addresses")
+
+// replyAddress is where email about t goes: the address t came from. A
+// ticket stored before tickets kept it falls back to its customer's address
+// only when that customer has just one, so a merge through a shared handle
+// or Slack ID never sends one person's conversation to another address.
+func replyAddress(t triage.Ticket, c triage.Customer) (string, error) {
+	if t.ReplyAddress != "" {
+		return t.ReplyAddress, nil
+	}
+	switch all := c.AllEmails(); len(all) {
+	case 0:
+		return "", errors.New("no email address")
+	case 1:
+		return all[0], nil
+	}
+	return "", errNoReplyAddress
 }
 
 // recipient checks a stored customer address: one plain addr-spec, with
@@ -175,7 +201,13 @@ func recipient(email string) (string, error) {
 func (m *Mailer) compose(p triage.Post, t triage.Ticket, c triage.Customer, to string) ([]byte, error) {
 	var h mail.Header
 	h.SetAddressList("From", []*mail.Address{m.from})
-	h.SetAddressList("To", []*mail.Address{{Name: clip(oneLine(c.Name), 200), Address: to}})
+	// The customer's name is the record's first one; it goes with its
+	// first address only, so a merged address never sees someone else's.
+	name := ""
+	if strings.EqualFold(c.Email, to) {
+		name = clip(oneLine(c.Name), 200)
+	}
+	h.SetAddressList("To", []*mail.Address{{Name: name, Address: to}})
 	h.SetSubject(ReplySubject(t.Subject))
 	h.SetDate(m.opts.Clock.Now())
 	h.SetMessageID(m.messageID(p))

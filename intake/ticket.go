@@ -53,6 +53,11 @@ type WebhookCustomer struct {
 	ID   string   `json:"id,omitempty"`
 	VIP  bool     `json:"vip,omitempty"`
 	Tags []string `json:"tags,omitempty"`
+	// LifetimeSpend is what the customer has spent at the shop so far, in
+	// major units of the order's currency (the configured one without an
+	// order). The VIP rule reads the larger of it and the order amounts
+	// casebot has seen.
+	LifetimeSpend float64 `json:"lifetime_spend,omitempty"`
 }
 
 // WebhookOrder is the order the message is about, when known.
@@ -172,6 +177,8 @@ func decodeTicket(data []byte, eval bool) (line, error) {
 					return r.value(path, "a boolean", &c.VIP)
 				case "tags":
 					return r.value(path, "an array of strings", &c.Tags)
+				case "lifetime_spend":
+					return r.value(path, "a number", &c.LifetimeSpend)
 				}
 				return unknownField(path)
 			})
@@ -368,7 +375,11 @@ func (t *WebhookTicket) inbound(o inboundOptions) (triage.Inbound, error) {
 		}
 		in.Channel = t.Channel
 	}
-	if in.Customer, err = t.Customer.customer(o.requireCustomer); err != nil {
+	var currency string
+	if t.Order != nil {
+		currency = t.Order.Currency
+	}
+	if in.Customer, err = t.Customer.customer(o.requireCustomer, currency); err != nil {
 		return in, err
 	}
 	if in.Subject, err = text("subject", t.Subject, maxShort); err != nil {
@@ -382,7 +393,7 @@ func (t *WebhookTicket) inbound(o inboundOptions) (triage.Inbound, error) {
 		if in.OrderRef, err = identifier("order.ref", t.Order.Ref, maxShort); err != nil {
 			return in, err
 		}
-		if in.OrderAmount, err = money(t.Order.Amount, t.Order.Currency); err != nil {
+		if in.OrderAmount, err = money("order.amount", t.Order.Amount, t.Order.Currency); err != nil {
 			return in, err
 		}
 	}
@@ -412,7 +423,8 @@ func (t *WebhookTicket) inbound(o inboundOptions) (triage.Inbound, error) {
 
 // customer normalises the identity. The sender's own ID becomes a handle
 // only when there is no handle, so it still merges the customer's tickets.
-func (c WebhookCustomer) customer(required bool) (triage.Customer, error) {
+// A lifetime spend is in currency, the order's.
+func (c WebhookCustomer) customer(required bool, currency string) (triage.Customer, error) {
 	var out triage.Customer
 	var err error
 	if out.Email, err = identifier("customer.email", c.Email, maxShort); err != nil {
@@ -439,6 +451,11 @@ func (c WebhookCustomer) customer(required bool) (triage.Customer, error) {
 			Detail: "a customer with at least one of email, handle or id is required"}
 	}
 	out.VIP = c.VIP
+	if c.LifetimeSpend != 0 {
+		if out.Lifetime, err = money("customer.lifetime_spend", c.LifetimeSpend, currency); err != nil {
+			return out, err
+		}
+	}
 	for i, tag := range c.Tags {
 		tag, err := identifier(fmt.Sprintf("customer.tags[%d]", i), tag, maxShort)
 		if err != nil {
@@ -480,10 +497,10 @@ func plausibleEmail(s string) bool {
 	return at > 0 && at < len(s)-1 && !strings.ContainsFunc(s, unicode.IsSpace)
 }
 
-// money converts a major-unit amount to cents.
-func money(amount float64, currency string) (triage.Money, error) {
+// money converts the major-unit amount of field to cents.
+func money(field string, amount float64, currency string) (triage.Money, error) {
 	if math.IsNaN(amount) || math.IsInf(amount, 0) || amount < 0 || amount > maxAmount {
-		return triage.Money{}, &FieldError{Code: CodeInvalidField, Field: "order.amount",
+		return triage.Money{}, &FieldError{Code: CodeInvalidField, Field: field,
 			Detail: fmt.Sprintf("must be a number from 0 to %.0f", float64(maxAmount))}
 	}
 	cur := strings.ToUpper(strings.TrimSpace(currency))

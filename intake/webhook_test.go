@@ -161,6 +161,20 @@ func TestWebhookVariants(t *testing.T) {
 					t.Errorf("ticket %+v customer %+v", tk, c)
 				}
 			}},
+		{"lifetime spend in the order's currency",
+			`{"external_id":"r-4","customer":{"email":"c@example.com","lifetime_spend":6000.5},"text":"hi","order":{"ref":"7","amount":20,"currency":"eur"}}`,
+			func(t *testing.T, tk triage.Ticket, c triage.Customer) {
+				if want := (triage.Money{Minor: 600050, Currency: "EUR"}); c.Lifetime != want || c.ReportedSpend != want {
+					t.Errorf("customer lifetime %v reported %v, want %v", c.Lifetime, c.ReportedSpend, want)
+				}
+			}},
+		{"order amounts count toward lifetime spend",
+			`{"external_id":"r-5","customer":{"email":"d@example.com","lifetime_spend":10},"text":"hi","order":{"ref":"8","amount":20,"currency":"USD"}}`,
+			func(t *testing.T, tk triage.Ticket, c triage.Customer) {
+				if want := (triage.Money{Minor: 2000, Currency: "USD"}); c.Lifetime != want {
+					t.Errorf("customer lifetime %v, want %v", c.Lifetime, want)
+				}
+			}},
 		{"charset utf-8 and whitespace trimmed",
 			`{"external_id":"  r-3 ","customer":{"handle":"x"},"text":"  spaced  "}`,
 			func(t *testing.T, tk triage.Ticket, _ triage.Customer) {
@@ -298,6 +312,8 @@ func TestWebhookRejects(t *testing.T) {
 		code   string
 		field  string
 	}{
+		{"negative lifetime spend", body(`{"external_id":"l-1","customer":{"email":"a@example.com","lifetime_spend":-1},"text":"hi"}`), 400, "invalid_field", "customer.lifetime_spend"},
+		{"lifetime spend not a number", body(`{"external_id":"l-2","customer":{"email":"a@example.com","lifetime_spend":"lots"},"text":"hi"}`), 400, "invalid_field", "customer.lifetime_spend"},
 		{"GET", with(validBody, func(r *http.Request) { r.Method = http.MethodGet }), 405, "method_not_allowed", ""},
 		{"PUT", with(validBody, func(r *http.Request) { r.Method = http.MethodPut }), 405, "method_not_allowed", ""},
 		{"missing timestamp", with(validBody, func(r *http.Request) { r.Header.Del(HeaderTimestamp) }), 401, "missing_signature", ""},

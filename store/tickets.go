@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -114,7 +115,10 @@ func createTx(b buckets, t triage.Ticket, customer triage.Customer, now time.Tim
 	if t.State == "" {
 		t.State = triage.StateReceived
 	}
-	cust, err := upsertCustomer(b, customer, t.ReceivedAt)
+	if t.ReplyAddress == "" {
+		t.ReplyAddress = strings.TrimSpace(customer.Email)
+	}
+	cust, err := upsertCustomer(b, customer, t.ReceivedAt, t.OrderRef, t.Classification.Amount)
 	if err != nil {
 		return t, false, err
 	}
@@ -155,8 +159,10 @@ func createTx(b buckets, t triage.Ticket, customer triage.Customer, now time.Tim
 // that is known (keys are strongest first), or creates one, and merges in's
 // details into it. Keys not yet known are claimed for that customer; a key
 // already owned by a different customer stays with that customer, so two
-// existing records are never silently fused.
-func upsertCustomer(b buckets, in triage.Customer, seen time.Time) (triage.Customer, error) {
+// existing records are never silently fused. Every email address the
+// customer owns is kept in Emails. The new ticket's order amount is added
+// to the lifetime spend here, once: a redelivered ticket is refused before.
+func upsertCustomer(b buckets, in triage.Customer, seen time.Time, orderRef string, amount triage.Money) (triage.Customer, error) {
 	var (
 		c     triage.Customer
 		old   []byte
@@ -212,6 +218,9 @@ func upsertCustomer(b buckets, in triage.Customer, seen time.Time) (triage.Custo
 			*id.field = id.value
 		}
 	}
+	if e := strings.TrimSpace(in.Email); e != "" && string(b.identity.Get([]byte(triage.CustomerKey(e, "", "")[0]))) == c.ID && !c.HasEmail(e) {
+		c.Emails = append(c.AllEmails(), e)
+	}
 	if c.Name == "" {
 		c.Name = in.Name
 	}
@@ -221,9 +230,8 @@ func upsertCustomer(b buckets, in triage.Customer, seen time.Time) (triage.Custo
 		}
 	}
 	c.VIP = c.VIP || in.VIP
-	if !in.Lifetime.IsZero() {
-		c.Lifetime = in.Lifetime
-	}
+	c.ReportSpend(in.Lifetime)
+	c.AddOrder(orderRef, amount)
 	if !in.FirstSeen.IsZero() && in.FirstSeen.Before(c.FirstSeen) {
 		c.FirstSeen = in.FirstSeen
 	}

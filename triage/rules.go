@@ -446,15 +446,17 @@ func (r *Rules) vipReason(c Customer) string {
 	if c.VIP {
 		return "customer marked VIP"
 	}
-	email := strings.ToLower(strings.TrimSpace(c.Email))
-	if email != "" && r.vipEmails[email] {
-		return "VIP email"
-	}
-	if at := strings.LastIndexByte(email, '@'); at >= 0 {
-		domain := email[at+1:]
-		for _, d := range r.vipDomains {
-			if domain == d || strings.HasSuffix(domain, "."+d) {
-				return fmt.Sprintf("VIP domain %s", d)
+	for _, addr := range c.AllEmails() {
+		email := strings.ToLower(strings.TrimSpace(addr))
+		if r.vipEmails[email] {
+			return "VIP email"
+		}
+		if at := strings.LastIndexByte(email, '@'); at >= 0 {
+			domain := email[at+1:]
+			for _, d := range r.vipDomains {
+				if domain == d || strings.HasSuffix(domain, "."+d) {
+					return fmt.Sprintf("VIP domain %s", d)
+				}
 			}
 		}
 	}
@@ -463,8 +465,13 @@ func (r *Rules) vipReason(c Customer) string {
 			return fmt.Sprintf("VIP tag %q", tag)
 		}
 	}
-	if limit := r.cfg.VIP.LifetimeSpend; limit > 0 && float64(c.Lifetime.Minor) >= limit*100 {
-		return fmt.Sprintf("lifetime spend %s at or above %s", c.Lifetime, formatMajor(limit))
+	// The threshold is in the configured currency; a spend in another
+	// currency is not compared with it (an empty currency is the
+	// configured one).
+	limit := r.cfg.VIP.LifetimeSpend
+	cur := r.cfg.Thresholds.Currency
+	if limit > 0 && sameCurrency(c.Lifetime.Currency, cur) && c.Lifetime.Minor >= int64(math.Round(limit*100)) {
+		return fmt.Sprintf("lifetime spend %s at or above %s %s", c.Lifetime, r.currency(), formatMajor(limit))
 	}
 	return ""
 }

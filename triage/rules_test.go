@@ -242,7 +242,11 @@ func TestRulesVIP(t *testing.T) {
 		{"subdomain", Customer{Email: "a@mail.vip.example.com"}, "VIP domain vip.example.com"},
 		{"lookalike domain", Customer{Email: "a@notvip.example.com"}, ""},
 		{"tag", Customer{Tags: []string{"new", "GOLD"}}, `VIP tag "gold"`},
-		{"lifetime", Customer{Lifetime: Money{Minor: 500000, Currency: "USD"}}, "lifetime spend USD 5000.00 at or above 5000"},
+		{"second email", Customer{Email: "a@example.org", Emails: []string{"a@example.org", "boss@example.com"}}, "VIP email"},
+		{"lifetime", Customer{Lifetime: Money{Minor: 500000, Currency: "USD"}}, "lifetime spend USD 5000.00 at or above USD 5000"},
+		{"lifetime lower-case currency", Customer{Lifetime: Money{Minor: 500000, Currency: "usd"}}, "lifetime spend usd 5000.00 at or above USD 5000"},
+		{"lifetime configured currency", Customer{Lifetime: Money{Minor: 600000}}, "lifetime spend ? 6000.00 at or above USD 5000"},
+		{"lifetime other currency", Customer{Lifetime: Money{Minor: 90000000, Currency: "JPY"}}, ""},
 		{"lifetime below", Customer{Lifetime: Money{Minor: 499999, Currency: "USD"}}, ""},
 		{"nobody", Customer{Email: "someone@example.org"}, ""},
 	}

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -52,17 +53,118 @@ func (s State) Open() bool {
 func (s State) CanTransition(next State) bool { return slices.Contains(transitions[s], next) }
 
 // Customer is one person, merged across sources by normalised identity.
+// A merge through a shared handle or Slack ID may join addresses of people
+// who are not the same, so a reply never goes to the customer record's
+// address: each ticket keeps its own (Ticket.ReplyAddress).
 type Customer struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name,omitempty"`
-	Email       string    `json:"email,omitempty"`
-	SlackUserID string    `json:"slack_user_id,omitempty"`
-	Handle      string    `json:"handle,omitempty"`
-	Tags        []string  `json:"tags,omitempty"`
-	VIP         bool      `json:"vip,omitempty"`
-	Lifetime    Money     `json:"lifetime_spend"`
-	FirstSeen   time.Time `json:"first_seen"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Email is the first address seen; Emails lists every address, Email
+	// included, once a second one is merged in. Read them with AllEmails.
+	Email       string   `json:"email,omitempty"`
+	Emails      []string `json:"emails,omitempty"`
+	SlackUserID string   `json:"slack_user_id,omitempty"`
+	Handle      string   `json:"handle,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	VIP         bool     `json:"vip,omitempty"`
+	// Lifetime is the lifetime spend the VIP rule reads: the larger of
+	// OrderSpend and ReportedSpend (see AddOrder and ReportSpend).
+	Lifetime Money `json:"lifetime_spend"`
+	// OrderSpend sums the order amounts seen on this customer's tickets,
+	// each order reference once (CountedOrders), in one currency.
+	OrderSpend    Money    `json:"order_spend"`
+	CountedOrders []string `json:"counted_orders,omitempty"`
+	// ReportedSpend is the latest lifetime spend a source reported (the
+	// webhook's customer.lifetime_spend).
+	ReportedSpend Money     `json:"reported_spend"`
+	FirstSeen     time.Time `json:"first_seen"`
 }
+
+// AllEmails returns every address of c, Email first, each once.
+func (c Customer) AllEmails() []string {
+	var out []string
+	for _, e := range append([]string{c.Email}, c.Emails...) {
+		if e != "" && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, e) }) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// HasEmail reports whether addr is one of c's addresses, ignoring case.
+func (c Customer) HasEmail(addr string) bool {
+	addr = strings.TrimSpace(addr)
+	return addr != "" && slices.ContainsFunc(c.AllEmails(), func(e string) bool { return strings.EqualFold(e, addr) })
+}
+
+// AddOrder adds an order amount seen on one of c's tickets to OrderSpend.
+// An order reference counts once however many tickets name it; an order
+// without a reference counts each time it is seen. An amount in another
+// currency than the sum's is left out: there is no exchange rate to add
+// it with.
+func (c *Customer) AddOrder(ref string, amount Money) {
+	if amount.Minor <= 0 {
+		return
+	}
+	if ref != "" && slices.Contains(c.CountedOrders, ref) {
+		return
+	}
+	if !sameCurrency(c.OrderSpend.Currency, amount.Currency) {
+		return
+	}
+	c.adoptLegacyLifetime()
+	c.OrderSpend.Minor += amount.Minor
+	if c.OrderSpend.Currency == "" {
+		c.OrderSpend.Currency = amount.Currency
+	}
+	if ref != "" {
+		c.CountedOrders = append(c.CountedOrders, ref)
+	}
+	c.Lifetime = largerSpend(c.OrderSpend, c.ReportedSpend)
+}
+
+// ReportSpend records the lifetime spend a source reported for c; the
+// latest report replaces an earlier one, since the shop knows refunds that
+// casebot does not.
+func (c *Customer) ReportSpend(m Money) {
+	if m.Minor <= 0 {
+		return
+	}
+	c.adoptLegacyLifetime()
+	c.ReportedSpend = m
+	c.Lifetime = largerSpend(c.OrderSpend, c.ReportedSpend)
+}
+
+// adoptLegacyLifetime keeps a Lifetime stored before it was derived: it was
+// a reported figure.
+func (c *Customer) adoptLegacyLifetime() {
+	if c.OrderSpend.IsZero() && c.ReportedSpend.IsZero() && !c.Lifetime.IsZero() {
+		c.ReportedSpend = c.Lifetime
+	}
+}
+
+// largerSpend is the larger of the summed and the reported spend; across
+// currencies the reported figure, the shop's own, wins.
+func largerSpend(summed, reported Money) Money {
+	switch {
+	case reported.IsZero():
+		return summed
+	case summed.IsZero(), !sameCurrency(summed.Currency, reported.Currency):
+		return reported
+	}
+	out := summed
+	if reported.Minor > summed.Minor {
+		out = reported
+	}
+	if out.Currency == "" {
+		out.Currency = cmp.Or(summed.Currency, reported.Currency)
+	}
+	return out
+}
+
+// sameCurrency reports whether amounts in currencies a and b add up; an
+// empty currency is the configured one and matches any.
+func sameCurrency(a, b string) bool { return a == "" || b == "" || strings.EqualFold(a, b) }
 
 // CustomerKey returns the normalised identity keys of a customer, strongest
 // first: a lower-cased email, a Slack user ID, a platform handle.
@@ -158,6 +260,12 @@ type Ticket struct {
 	ReplyTo     string    `json:"reply_to,omitempty"`
 	ReceivedAt  time.Time `json:"received_at"`
 	State       State     `json:"state"`
+
+	// ReplyAddress is the email address this ticket came from, where every
+	// email about it goes (acknowledgement, reply, follow-up), whatever
+	// other addresses its customer has. Set at Create from the inbound
+	// customer's email.
+	ReplyAddress string `json:"reply_address,omitempty"`
 
 	// Classification is the current reading, after rules and any override.
 	Classification Classification `json:"classification"`

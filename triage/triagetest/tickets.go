@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +86,10 @@ func (s *Tickets) Create(ctx context.Context, t *triage.Ticket, customer triage.
 	if stored.State == "" {
 		stored.State = triage.StateReceived
 	}
-	stored.CustomerID = s.upsertCustomer(customer, stored.ReceivedAt)
+	if stored.ReplyAddress == "" {
+		stored.ReplyAddress = strings.TrimSpace(customer.Email)
+	}
+	stored.CustomerID = s.upsertCustomer(customer, stored.ReceivedAt, stored.OrderRef, stored.Classification.Amount)
 	s.seq++
 	stored.ID = fmt.Sprintf("T%d", s.seq)
 	if t.ExternalID != "" {
@@ -103,7 +107,7 @@ func (s *Tickets) Create(ctx context.Context, t *triage.Ticket, customer triage.
 // returns the customer's ID. A key another customer already owns stays with
 // that customer, so two existing records are never fused. The caller holds
 // s.mu.
-func (s *Tickets) upsertCustomer(in triage.Customer, seen time.Time) string {
+func (s *Tickets) upsertCustomer(in triage.Customer, seen time.Time, orderRef string, amount triage.Money) string {
 	var c triage.Customer
 	found := false
 	for _, k := range triage.CustomerKey(in.Email, in.SlackUserID, in.Handle) {
@@ -138,6 +142,9 @@ func (s *Tickets) upsertCustomer(in triage.Customer, seen time.Time) string {
 			*id.field = id.value
 		}
 	}
+	if e := strings.TrimSpace(in.Email); e != "" && s.identity[triage.CustomerKey(e, "", "")[0]] == c.ID && !c.HasEmail(e) {
+		c.Emails = append(c.AllEmails(), e)
+	}
 	if c.Name == "" {
 		c.Name = in.Name
 	}
@@ -148,9 +155,9 @@ func (s *Tickets) upsertCustomer(in triage.Customer, seen time.Time) string {
 		}
 	}
 	c.VIP = c.VIP || in.VIP
-	if !in.Lifetime.IsZero() {
-		c.Lifetime = in.Lifetime
-	}
+	c.CountedOrders = slices.Clone(c.CountedOrders)
+	c.ReportSpend(in.Lifetime)
+	c.AddOrder(orderRef, amount)
 	if !in.FirstSeen.IsZero() && in.FirstSeen.Before(c.FirstSeen) {
 		c.FirstSeen = in.FirstSeen
 	}
