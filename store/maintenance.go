@@ -570,6 +570,9 @@ func deleteTicket(b buckets, t triage.Ticket) (int, error) {
 	if err := b.metrics.Delete(metricsKey(t.ReceivedAt, t.ID)); err != nil {
 		return 0, fmt.Errorf("metrics index: %w", err)
 	}
+	if err := deleteDue(b, t.ID); err != nil {
+		return 0, err
+	}
 	prefix := join([]byte(t.ID), sep)
 	var keys [][]byte
 	c := b.audit.Cursor()
