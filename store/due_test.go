@@ -81,11 +81,14 @@ func TestDueIndexFollowsTheTicket(t *testing.T) {
 	if got := dueIDs(t, again, maxTime); !slices.Equal(got, []string{tk.ID}) {
 		t.Errorf("after reopening the file: due = %v, want [%s]", got, tk.ID)
 	}
-	if _, err := again.Purge(ctx, maxTime); err != nil {
+	if st, err := again.Purge(ctx, maxTime); err != nil || st.Tickets != 0 || st.Kept != 1 {
+		t.Errorf("Purge of a ticket waiting for its follow-up = %+v, %v; want it kept", st, err)
+	}
+	if _, err := again.EraseCustomer(ctx, tk.CustomerID); err != nil {
 		t.Fatal(err)
 	}
 	if got := dueIDs(t, again, maxTime); len(got) != 0 {
-		t.Errorf("after purging the ticket: due = %v, want none", got)
+		t.Errorf("after erasing the ticket: due = %v, want none", got)
 	}
 }
 
