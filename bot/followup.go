@@ -42,13 +42,14 @@ func awaitingRating(t triage.Ticket) bool {
 	return t.State == triage.StateFollowedUp && t.Rating == 0 && !t.FollowUpSentAt.IsZero()
 }
 
-// scanFollowUps finds every pending follow-up and unanswered one among the
-// tickets of the lookback: those due are handled now, the others get a
-// one-time job at their due time. Errors of one ticket do not stop the
-// others.
+// scanFollowUps reads the store's index of pending follow-ups and
+// unanswered ones: those due are handled now, those due before the next scan
+// get a one-time job at their due time, and later ones are left to a later
+// scan. Errors of one ticket do not stop the others.
 func (s *Scheduler) scanFollowUps(ctx context.Context) error {
 	now := s.clock.Now()
-	tickets, err := s.window(ctx, now, s.cfg.FollowUpLookback)
+	horizon := now.Add(s.cfg.FollowUpPoll)
+	tickets, err := s.store.DueFollowUps(ctx, horizon)
 	if err != nil {
 		return fmt.Errorf("scan follow-ups: %w", err)
 	}
@@ -68,6 +69,9 @@ func (s *Scheduler) scanFollowUps(ctx context.Context) error {
 			key, due = "close:"+id, t.FollowUpSentAt.Add(s.cfg.NoAnswerAfter)
 			fn = func(ctx context.Context) error { return s.closeUnanswered(ctx, id) }
 		default:
+			continue
+		}
+		if due.After(horizon) {
 			continue
 		}
 		// What is due is done here, whether or not its job is about to

@@ -21,10 +21,6 @@ const (
 	// DefaultNoAnswerAfter is how long a follow-up waits for its rating
 	// before the ticket is closed without one.
 	DefaultNoAnswerAfter = 7 * 24 * time.Hour
-	// DefaultFollowUpLookback is how far back, by receipt, pending
-	// follow-ups are looked for: tickets resolved within a month of
-	// arriving, plus the wait for an answer, plus a margin.
-	DefaultFollowUpLookback = 45 * 24 * time.Hour
 	// DefaultFollowUpPoll is how often pending follow-ups are looked for.
 	DefaultFollowUpPoll = time.Minute
 	// DefaultAlertEvery is how often pattern alerts are looked for.
@@ -38,12 +34,23 @@ const (
 )
 
 // SchedulerStore is what the scheduled jobs read and write: tickets, the
-// outbox their posts go through, and which pattern alerts were sent. The
-// bbolt store implements it.
+// outbox their posts go through, which pattern alerts were sent, and the
+// pending follow-ups. The bbolt store implements it.
 type SchedulerStore interface {
 	triage.Tickets
 	triage.Outbox
 	triage.Alerts
+	DueFollowUps
+}
+
+// DueFollowUps is the store's index of pending follow-ups, by due time
+// rather than by receipt, so a ticket resolved long after it arrived is
+// found as surely as any other.
+type DueFollowUps interface {
+	// DueFollowUps returns the resolved tickets whose follow-up is due
+	// before before, and every followed-up ticket sent before before that
+	// still waits for its rating.
+	DueFollowUps(ctx context.Context, before time.Time) ([]triage.Ticket, error)
 }
 
 // SchedulerConfig is what the Scheduler needs.
@@ -80,11 +87,6 @@ type SchedulerConfig struct {
 	// NoAnswerAfter closes a followed-up ticket left unrated this long;
 	// DefaultNoAnswerAfter when zero.
 	NoAnswerAfter time.Duration
-	// FollowUpLookback bounds, by receipt, the tickets scanned for pending
-	// follow-ups; DefaultFollowUpLookback when zero. A ticket resolved more
-	// than this after it arrived gets its follow-up only from the job
-	// scheduled while the scheduler runs, not after a restart.
-	FollowUpLookback time.Duration
 	// FollowUpPoll is how often tickets are scanned for follow-ups that are
 	// due or newly scheduled; DefaultFollowUpPoll when zero.
 	FollowUpPoll time.Duration
@@ -116,11 +118,12 @@ type SchedulerStats struct {
 //
 //   - Follow-ups. Due follow-ups live in the store (FollowUpDue set at
 //     resolution, FollowUpSentAt once sent), so nothing is lost to a
-//     restart: Start scans for every pending one, sends those already due at
-//     once and schedules a gocron one-time job at each other's due time. The
-//     App does not tell the scheduler about new resolutions; a scan every
-//     FollowUpPoll finds them and schedules their jobs, and sends any whose
-//     job was missed. Sending marks the ticket followed_up and enqueues the
+//     restart: Start reads the store's index of pending follow-ups, sends
+//     those already due at once and schedules a gocron one-time job at the
+//     due time of each that falls due before the next scan. The App does not
+//     tell the scheduler about new resolutions; a scan every FollowUpPoll
+//     finds them and schedules their jobs, and sends any whose job was
+//     missed. Sending marks the ticket followed_up and enqueues the
 //     check-in in one store transaction, so a follow-up is sent once
 //     whatever runs it, and survives Slack outages in the outbox. A
 //     followed-up ticket without a rating after NoAnswerAfter is closed the
@@ -177,9 +180,6 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.NoAnswerAfter <= 0 {
 		cfg.NoAnswerAfter = DefaultNoAnswerAfter
-	}
-	if cfg.FollowUpLookback <= 0 {
-		cfg.FollowUpLookback = DefaultFollowUpLookback
 	}
 	if cfg.FollowUpPoll <= 0 {
 		cfg.FollowUpPoll = DefaultFollowUpPoll

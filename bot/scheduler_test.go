@@ -743,3 +743,52 @@ func TestPatternAlertRestartInBetween(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowUpOfTicketResolvedLongAfterArrival resolves tickets that arrived
+// months before, restarts the scheduler, and finds their follow-up and
+// no-answer close done on time: pending work is found by when it falls due,
+// not by when the ticket arrived.
+func TestFollowUpOfTicketResolvedLongAfterArrival(t *testing.T) {
+	for _, age := range []time.Duration{60 * 24 * time.Hour, 3 * 365 * 24 * time.Hour} {
+		t.Run(age.String(), func(t *testing.T) {
+			h := newSchedHarness(t, schedT0)
+			ctx := context.Background()
+			tk, err := h.store.Create(ctx, &triage.Ticket{Source: triage.SourceSlack, ExternalID: "old",
+				Body: "Where is my parcel?", ReplyTo: "C0INTAKE/1772618000.000100", ReceivedAt: schedT0.Add(-age)},
+				triage.Customer{SlackUserID: "U0CUST001"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := tk.ID
+			if _, err := h.store.Update(ctx, id, func(x *triage.Ticket) (triage.AuditEvent, error) {
+				x.State, x.Reviewed = triage.StateReplied, true
+				x.Route = triage.Route{Channel: queueChannel}
+				x.Slack = triage.SlackRef{Channel: queueChannel, TS: "1772618400.000100"}
+				return triage.AuditEvent{Actor: "test", Action: "fixture"}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.tr.Resolve(ctx, id, "U0AGENT01", triage.Resolution{Method: "information"}, 48*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			first := h.start(h.config())
+			h.advance(first, time.Hour)
+			if err := first.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			s := h.start(h.config())
+			h.advance(s, 47*time.Hour)
+			if n := len(h.customerPosts(id)); n != 1 || h.get(id).State != triage.StateFollowedUp {
+				t.Fatalf("48h after resolution: %d follow-ups, state %s; want 1, followed_up", n, h.get(id).State)
+			}
+			if err := s.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			s = h.start(h.config())
+			h.advance(s, DefaultNoAnswerAfter)
+			if st := h.get(id).State; st != triage.StateClosed {
+				t.Errorf("7 days after the follow-up and a restart: state %s, want closed", st)
+			}
+		})
+	}
+}

@@ -481,8 +481,10 @@ func (m *Mailbox) handle(ctx context.Context, log *slog.Logger, e Email, interna
 	}
 	now := m.opts.Clock.Now()
 	in := e.Inbound(now)
-	if e.Date.IsZero() && !internal.IsZero() && internal.Before(now) {
-		// The server's arrival time is stable across re-reads, unlike now.
+	if !internal.IsZero() && !internal.After(now) {
+		// The mail server's arrival time (INTERNALDATE) is when the message
+		// reached casebot's mailbox, whatever the sender's Date says, and
+		// is stable across re-reads, unlike now.
 		in.ReceivedAt = internal
 	}
 	if ids := e.ThreadIDs(); len(ids) > 0 {

@@ -365,8 +365,10 @@ func TestMailboxTurnsNewMailIntoTickets(t *testing.T) {
 			t.Errorf("ticket %d = %+v (customer %s), want %+v", i, tk, c.Email, w)
 		}
 	}
-	if got := all[0].ReceivedAt; !got.Equal(date("Mon, 03 Mar 2025 09:15:00 +0100")) {
-		t.Errorf("ReceivedAt = %v, want the Date header", got)
+	// The Date header is 45 minutes behind casebot's clock and the test
+	// server's INTERNALDATE is after it: casebot's clock decides.
+	if got := all[0]; !got.ReceivedAt.Equal(t0) || !got.SenderAt.Equal(date("Mon, 03 Mar 2025 09:15:00 +0100")) {
+		t.Errorf("ReceivedAt = %v, SenderAt = %v; want casebot's clock and the Date header", got.ReceivedAt, got.SenderAt)
 	}
 	if _, enq := d.calls(); !slices.Equal(enq, []string{all[0].ID, all[1].ID, all[2].ID, all[3].ID}) {
 		t.Errorf("enqueued %v", enq)
@@ -416,8 +418,8 @@ func TestMailboxThreadIsOneTicket(t *testing.T) {
 		t.Errorf("thread ticket = %+v", lamp)
 	}
 	wantEntries := []triage.Entry{
-		{At: date("Mon, 03 Mar 2025 08:00:00 +0000"), Author: "maria@example.com", Body: "Here is a photo."},
-		{At: date("Mon, 03 Mar 2025 08:00:00 +0000"), Author: "maria@example.com", Body: "Any news?"},
+		{At: t0, Author: "maria@example.com", Body: "Here is a photo."},
+		{At: t0, Author: "maria@example.com", Body: "Any news?"},
 	}
 	if !slices.EqualFunc(lamp.Entries, wantEntries, func(a, b triage.Entry) bool {
 		return a.At.Equal(b.At) && a.Author == b.Author && a.Body == b.Body
@@ -747,4 +749,41 @@ func TestNewMailboxChecksConfig(t *testing.T) {
 		}
 	}()
 	_, _ = NewMailbox(opts)
+}
+
+// TestMailboxReceivedAtIsTheServersNotTheSenders delivers mail whose Date
+// header is far in the past: the ticket is indexed by the mail server's
+// INTERNALDATE, or casebot's clock when that is unusable, and keeps the Date
+// as SenderAt.
+func TestMailboxReceivedAtIsTheServersNotTheSenders(t *testing.T) {
+	twoYearsAgo := t0.AddDate(-2, 0, 0)
+	cases := []struct {
+		name     string
+		date     time.Time
+		internal time.Time
+		want     time.Time
+	}{
+		{"old Date, internal date an hour ago", twoYearsAgo, t0.Add(-time.Hour), t0.Add(-time.Hour)},
+		{"old Date, internal date ahead of the clock", twoYearsAgo, t0.Add(time.Hour), t0},
+		{"recent Date, internal date ahead of the clock", t0.Add(-time.Minute), t0.Add(time.Hour), t0.Add(-time.Minute)},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startIMAP(t, imapConfig{caps: capsPoll})
+			d := newDesk(t)
+			msg := fmt.Sprintf("From: ann@example.com\r\nTo: support@shop.example\r\nSubject: Parcel\r\n"+
+				"Message-ID: <old-%d@example.com>\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nWhere is it?\r\n",
+				i, tc.date.Format(time.RFC1123Z))
+			if _, err := env.user.Append("INBOX", literal{bytes.NewReader([]byte(msg))},
+				&imap.AppendOptions{Time: tc.internal}); err != nil {
+				t.Fatal(err)
+			}
+			run(t, d.options(env.addr))
+			waitFor(t, "the ticket", func() bool { return len(d.tickets.All()) == 1 })
+			tk := d.tickets.All()[0]
+			if !tk.ReceivedAt.Equal(tc.want) || !tk.SenderAt.Equal(tc.date) {
+				t.Errorf("ReceivedAt %v, SenderAt %v; want %v, %v", tk.ReceivedAt, tk.SenderAt, tc.want, tc.date)
+			}
+		})
+	}
 }

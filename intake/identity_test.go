@@ -71,10 +71,11 @@ func TestMailboxAnswersTheAddressATicketCameFrom(t *testing.T) {
 
 	ctx := context.Background()
 	for _, tk := range []triage.Ticket{lamp, fromA} {
-		if _, err := md.triager.Classify(ctx, tk.ID, triage.Customer{}); err != nil {
+		classified, err := md.triager.Classify(ctx, tk.ID, triage.Customer{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := md.triager.Approve(ctx, tk.ID, "U-AGENT", "Thanks, we are on it."); err != nil {
+		if _, err := md.triager.Approve(ctx, tk.ID, "U-AGENT", classified.DraftVersion, "Thanks, we are on it."); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,10 +124,11 @@ func TestMailerRecipient(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := md.triager.Classify(ctx, tk.ID, triage.Customer{}); err != nil {
+			classified, err := md.triager.Classify(ctx, tk.ID, triage.Customer{})
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := md.triager.Approve(ctx, tk.ID, "U-AGENT", "On its way."); err != nil {
+			if _, err := md.triager.Approve(ctx, tk.ID, "U-AGENT", classified.DraftVersion, "On its way."); err != nil {
 				t.Fatal(err)
 			}
 			md.mailer.drain(ctx)

@@ -406,14 +406,10 @@ func (e Email) ExternalID() string {
 	return "sha256:" + hex.EncodeToString(sum.Sum(nil))[:32]
 }
 
-// Inbound normalises e into a triage.Inbound. ReceivedAt is the Date
-// header, or now when it is missing or in the future (a sender's clock
-// cannot place a ticket ahead of casebot's).
+// Inbound normalises e into a triage.Inbound received at now. The Date
+// header is the sender's clock: it is kept as SenderAt, and is ReceivedAt
+// only within triage.MaxSenderSkew before now.
 func (e Email) Inbound(now time.Time) triage.Inbound {
-	at := e.Date
-	if at.IsZero() || at.After(now) {
-		at = now
-	}
 	return triage.Inbound{
 		Source:      triage.SourceEmail,
 		Channel:     "email",
@@ -423,7 +419,8 @@ func (e Email) Inbound(now time.Time) triage.Inbound {
 		Body:        e.Body,
 		Attachments: slices.Clone(e.Attachments),
 		ReplyTo:     e.MessageID,
-		ReceivedAt:  at,
+		ReceivedAt:  triage.ReceivedTime(e.Date, now),
+		SenderAt:    e.Date,
 	}
 }
 

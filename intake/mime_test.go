@@ -323,12 +323,18 @@ func TestEmailInbound(t *testing.T) {
 	in := e.Inbound(now)
 	want := triage.Inbound{Source: triage.SourceEmail, Channel: "email", ExternalID: "m1@example.com",
 		Customer: triage.Customer{Email: "maria@example.com", Name: "Maria"}, Subject: "Order", Body: "Where is it?",
-		Attachments: []string{"a.png"}, ReplyTo: "m1@example.com", ReceivedAt: e.Date}
+		Attachments: []string{"a.png"}, ReplyTo: "m1@example.com", ReceivedAt: now, SenderAt: e.Date}
 	if in.Source != want.Source || in.Channel != want.Channel || in.ExternalID != want.ExternalID ||
 		in.Customer.Email != want.Customer.Email || in.Customer.Name != want.Customer.Name || in.Subject != want.Subject ||
 		in.Body != want.Body || !slices.Equal(in.Attachments, want.Attachments) || in.ReplyTo != want.ReplyTo ||
-		!in.ReceivedAt.Equal(want.ReceivedAt) {
+		!in.ReceivedAt.Equal(want.ReceivedAt) || !in.SenderAt.Equal(want.SenderAt) {
 		t.Errorf("Inbound = %+v\nwant %+v", in, want)
+	}
+
+	recent := e
+	recent.Date = now.Add(-triage.MaxSenderSkew)
+	if got := recent.Inbound(now); !got.ReceivedAt.Equal(recent.Date) {
+		t.Errorf("a Date within the skew gives ReceivedAt %v, want the Date %v", got.ReceivedAt, recent.Date)
 	}
 
 	future := e

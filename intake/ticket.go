@@ -36,9 +36,11 @@ type WebhookTicket struct {
 	// ReplyURL is where the approved reply is POSTed back (http or https,
 	// no credentials in the URL). Without it the reply is shown to copy.
 	ReplyURL string `json:"reply_url,omitempty"`
-	// ReceivedAt is when the customer wrote, RFC 3339; casebot's clock when
-	// absent. The webhook refuses a time further ahead of its clock than
-	// the signature window.
+	// ReceivedAt is when the customer wrote, RFC 3339, by the sender's
+	// clock. The webhook keeps it as the ticket's SenderAt and indexes the
+	// ticket by casebot's own receipt time (triage.ReceivedTime); it refuses
+	// a time further ahead of its clock than the signature window. An
+	// import keeps it as the ticket's received time: it is history.
 	ReceivedAt *time.Time `json:"received_at,omitempty"`
 }
 
@@ -353,7 +355,9 @@ type inboundOptions struct {
 	source          triage.Source
 	channels        []string
 	requireCustomer bool
-	// now, when set, bounds received_at: a time after now+skew is refused.
+	// now, when set, is casebot's receipt time: received_at becomes the
+	// sender's time only, and one after now+skew is refused. Without it
+	// (import) received_at is the ticket's received time.
 	now  time.Time
 	skew time.Duration
 }
@@ -412,11 +416,18 @@ func (t *WebhookTicket) inbound(o inboundOptions) (triage.Inbound, error) {
 		}
 		in.ReplyTo = t.ReplyURL
 	}
-	if t.ReceivedAt != nil {
-		if !o.now.IsZero() && t.ReceivedAt.After(o.now.Add(o.skew)) {
-			return in, &FieldError{Code: CodeInvalidField, Field: "received_at", Detail: "is in the future"}
+	switch {
+	case o.now.IsZero():
+		if t.ReceivedAt != nil {
+			in.ReceivedAt = t.ReceivedAt.UTC()
 		}
-		in.ReceivedAt = t.ReceivedAt.UTC()
+	case t.ReceivedAt == nil:
+		in.ReceivedAt = o.now
+	case t.ReceivedAt.After(o.now.Add(o.skew)):
+		return in, &FieldError{Code: CodeInvalidField, Field: "received_at", Detail: "is in the future"}
+	default:
+		in.SenderAt = t.ReceivedAt.UTC()
+		in.ReceivedAt = triage.ReceivedTime(in.SenderAt, o.now)
 	}
 	return in, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -118,10 +119,10 @@ func TestWebhookAccepts(t *testing.T) {
 	}
 	want := triage.Ticket{ID: got.TicketID, Source: triage.SourceWebhook, Channel: "chat", ExternalID: "chat-1",
 		Subject: "Order 1001", Body: "My parcel never arrived.", OrderRef: "1001",
-		ReplyTo: "https://helpdesk.example/hooks/reply?c=1", ReceivedAt: time.Date(2025, 3, 3, 7, 55, 0, 0, time.UTC)}
+		ReplyTo: "https://helpdesk.example/hooks/reply?c=1", ReceivedAt: t0, SenderAt: time.Date(2025, 3, 3, 7, 55, 0, 0, time.UTC)}
 	if tk.Source != want.Source || tk.Channel != want.Channel || tk.ExternalID != want.ExternalID ||
 		tk.Subject != want.Subject || tk.Body != want.Body || tk.OrderRef != want.OrderRef ||
-		tk.ReplyTo != want.ReplyTo || !tk.ReceivedAt.Equal(want.ReceivedAt) {
+		tk.ReplyTo != want.ReplyTo || !tk.ReceivedAt.Equal(want.ReceivedAt) || !tk.SenderAt.Equal(want.SenderAt) {
 		t.Errorf("stored ticket\n got %+v\nwant %+v", tk, want)
 	}
 	if m := tk.Classification.Amount; m != (triage.Money{Minor: 1250, Currency: "USD"}) {
@@ -198,6 +199,38 @@ func TestWebhookVariants(t *testing.T) {
 				t.Fatalf("%d tickets, %d customers", len(all), len(cs))
 			}
 			tt.check(t, all[0], cs[0])
+		})
+	}
+}
+
+// TestWebhookReceivedAtIsCasebots takes a webhook's received_at as the
+// sender's time: the ticket is indexed by casebot's clock unless that time
+// lies within triage.MaxSenderSkew before it.
+func TestWebhookReceivedAtIsCasebots(t *testing.T) {
+	cases := []struct {
+		name     string
+		sender   time.Time
+		received time.Time
+	}{
+		{"2020", time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), t0},
+		{"a minute ago", t0.Add(-time.Minute), t0.Add(-time.Minute)},
+		{"ahead within the signature window", t0.Add(time.Minute), t0},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			body := fmt.Sprintf(`{"external_id":"at-%d","customer":{"handle":"x"},"text":"hi","received_at":%q}`,
+				i, tc.sender.Format(time.RFC3339))
+			if w := f.serve(signed([]byte(body), t0)); w.Code != http.StatusAccepted {
+				t.Fatalf("status %d, body %s", w.Code, w.Body)
+			}
+			all := f.tickets.All()
+			if len(all) != 1 {
+				t.Fatalf("%d tickets, want 1", len(all))
+			}
+			if tk := all[0]; !tk.ReceivedAt.Equal(tc.received) || !tk.SenderAt.Equal(tc.sender) {
+				t.Errorf("received %s, sender %s; want %s, %s", tk.ReceivedAt, tk.SenderAt, tc.received, tc.sender)
+			}
 		})
 	}
 }

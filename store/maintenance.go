@@ -3,7 +3,9 @@ package store
 // Maintenance of the store (SPEC section 8): hot backup, retention and the
 // erasure of one customer's data.
 //
-// Retention and erasure delete a ticket with everything it owns: its record,
+// Retention never deletes a ticket that still needs work (open, or waiting
+// for its follow-up or rating), however old; erasure deletes whatever the
+// customer has. Both delete a ticket with everything it owns: its record,
 // its external, time, customer and metrics index entries, its audit events
 // and its pending outbox posts, and they keep the ticket counter right. They
 // work in bounded batches (maintenanceBatch tickets per transaction) so a
@@ -165,44 +167,55 @@ type PurgeStats struct {
 	Customers, Identities int
 	// Batches is the number of transactions the tickets were deleted in.
 	Batches int
+	// Kept counts the tickets received before the cut-off that were kept
+	// because they still need work: open ones, and resolved ones whose
+	// follow-up or rating is pending.
+	Kept int
 }
 
 // Purge deletes every ticket received before before, with everything it
 // owns, and then every customer the purge left without tickets, with their
-// identity index entries (retention_days). It works in batches of bounded
-// size, each its own transaction; a cancelled or failed purge keeps the
-// batches already committed, and running it again finishes the job.
+// identity index entries (retention_days). A ticket that still needs work
+// (keptByRetention) is never deleted, however old: it is counted in Kept.
+// It works in batches of bounded size, each its own transaction; a
+// cancelled or failed purge keeps the batches already committed, and
+// running it again finishes the job.
 func (db *DB) Purge(ctx context.Context, before time.Time) (PurgeStats, error) {
 	var st PurgeStats
 	hi := timeKey(before)
 	candidates := map[string]struct{}{}
+	var from []byte
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("purge before %s: %w", before.Format(time.RFC3339), err)
 		}
-		var d deleted
+		var (
+			d   deleted
+			old oldBatch
+		)
 		err := db.bolt.Update(func(tx *bolt.Tx) error {
 			b := bucketsOf(tx)
-			ids, err := oldTickets(b.byTime, hi[:])
-			if err != nil {
+			var err error
+			if old, err = oldTickets(b, from, hi[:]); err != nil {
 				return err
 			}
-			d, err = deleteTickets(b, ids, candidates)
+			d, err = deleteTickets(b, old.ids, candidates)
 			return err
 		})
 		if err != nil {
 			return st, fmt.Errorf("purge before %s: %w", before.Format(time.RFC3339), err)
 		}
-		if d.tickets == 0 {
+		st.Kept += old.kept
+		if d.tickets > 0 {
+			st.Tickets += d.tickets
+			st.AuditEvents += d.audit
+			st.Posts += d.posts
+			st.Batches++
+		}
+		if old.next == nil {
 			break
 		}
-		st.Tickets += d.tickets
-		st.AuditEvents += d.audit
-		st.Posts += d.posts
-		st.Batches++
-		if d.tickets < maintenanceBatch {
-			break
-		}
+		from = old.next
 	}
 	if err := db.purgeCustomers(ctx, candidates, &st); err != nil {
 		return st, fmt.Errorf("purge before %s: %w", before.Format(time.RFC3339), err)
@@ -210,21 +223,54 @@ func (db *DB) Purge(ctx context.Context, before time.Time) (PurgeStats, error) {
 	return st, nil
 }
 
-// oldTickets returns the IDs of up to maintenanceBatch tickets whose
-// time-index key sorts before hi, oldest first.
-func oldTickets(byTime *bolt.Bucket, hi []byte) ([]string, error) {
-	var ids []string
-	c := byTime.Cursor()
-	for k, v := c.First(); k != nil && len(ids) < maintenanceBatch; k, v = c.Next() {
+// oldBatch is one batch of the tickets retention looks at.
+type oldBatch struct {
+	// ids are the tickets to delete; kept counts those kept.
+	ids  []string
+	kept int
+	// next is the time-index key to go on from, nil at the end of the range.
+	next []byte
+}
+
+// oldTickets looks at up to maintenanceBatch tickets whose time-index key
+// sorts at or after from (the start when nil) and before hi, oldest first,
+// and returns those retention may delete.
+func oldTickets(b buckets, from, hi []byte) (oldBatch, error) {
+	var out oldBatch
+	c := b.byTime.Cursor()
+	k, v := c.First()
+	if from != nil {
+		k, v = c.Seek(from)
+	}
+	for seen := 0; k != nil; k, v = c.Next() {
 		if len(k) < len(hi) {
-			return nil, fmt.Errorf("time index key %q: %w", k, ErrCorrupt)
+			return out, fmt.Errorf("time index key %q: %w", k, ErrCorrupt)
 		}
 		if bytes.Compare(k[:len(hi)], hi) >= 0 {
-			break
+			return out, nil
 		}
-		ids = append(ids, string(v))
+		if seen == maintenanceBatch {
+			out.next = bytes.Clone(k)
+			return out, nil
+		}
+		seen++
+		t, err := getTicket(b, string(v))
+		if err != nil {
+			return out, err
+		}
+		if keptByRetention(b, t) {
+			out.kept++
+			continue
+		}
+		out.ids = append(out.ids, t.ID)
 	}
-	return ids, nil
+	return out, nil
+}
+
+// keptByRetention reports whether t still needs work, and so outlives
+// retention_days: it is open, or its follow-up or rating is pending.
+func keptByRetention(b buckets, t triage.Ticket) bool {
+	return t.State.Open() || b.dueTicket.Get([]byte(t.ID)) != nil
 }
 
 // purgeCustomers deletes the candidates that have no tickets left, in
@@ -569,6 +615,9 @@ func deleteTicket(b buckets, t triage.Ticket) (int, error) {
 	}
 	if err := b.metrics.Delete(metricsKey(t.ReceivedAt, t.ID)); err != nil {
 		return 0, fmt.Errorf("metrics index: %w", err)
+	}
+	if err := deleteDue(b, t.ID); err != nil {
+		return 0, err
 	}
 	prefix := join([]byte(t.ID), sep)
 	var keys [][]byte

@@ -117,7 +117,8 @@ func ids(ts []triage.Ticket) []string {
 
 // bulkStore writes n tickets with random lifecycles over 90 days from a pool
 // of customers small enough that some keep tickets on both sides of a
-// cutoff, all in one transaction: one Create and Updates per ticket would
+// cutoff, one in ten of them still open and the others closed, all in one
+// transaction: one Create and Updates per ticket would
 // make the test slow without testing anything more here.
 func bulkStore(t *testing.T, db *DB, seed uint64, n int) {
 	t.Helper()
@@ -135,6 +136,10 @@ func bulkStore(t *testing.T, db *DB, seed uint64, n int) {
 			}
 			for range 4 {
 				lifecycleStep(r, &tk)
+			}
+			tk.State = triage.StateClosed
+			if r.IntN(10) == 0 {
+				tk.State = triage.StateAwaitingReview
 			}
 			cust := triage.Customer{Email: fmt.Sprintf("c%d@example.com", r.IntN(60))}
 			if r.IntN(20) == 0 {
@@ -157,7 +162,7 @@ func TestPurgeRemovesOldTicketsWithEverythingTheyOwn(t *testing.T) {
 	cutoff := t0.AddDate(0, 0, 30)
 	create := func(ext string, at time.Time, c triage.Customer) triage.Ticket {
 		tk := newTicket(triage.SourceWebhook, ext, at)
-		tk.Route.Channel = "C-QUEUE"
+		tk.Route.Channel, tk.State = "C-QUEUE", triage.StateClosed
 		return mustCreate(t, db, tk, c)
 	}
 	// The old customer owns an identity key its record does not show: the
@@ -238,13 +243,17 @@ func TestPurgeRemovesOldTicketsWithEverythingTheyOwn(t *testing.T) {
 func TestPurgeRandomStoreInBatches(t *testing.T) {
 	db, _ := openTest(t)
 	ctx := context.Background()
-	bulkStore(t, db, 7, 1300)
+	bulkStore(t, db, 7, 1500)
 	all := allTickets(t, db)
 	cutoff := t0.AddDate(0, 0, 75)
 	var keep []triage.Ticket
 	customersLeft := map[string]bool{}
+	kept := 0
 	for _, tk := range all {
-		if !tk.ReceivedAt.Before(cutoff) {
+		if tk.State.Open() && tk.ReceivedAt.Before(cutoff) {
+			kept++
+		}
+		if tk.State.Open() || !tk.ReceivedAt.Before(cutoff) {
 			keep = append(keep, tk)
 			customersLeft[tk.CustomerID] = true
 		}
@@ -258,12 +267,12 @@ func TestPurgeRandomStoreInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Tickets != purged || st.Batches != 3 {
-		t.Errorf("Purge stats = %+v, want %d tickets in 3 batches", st, purged)
+	if st.Tickets != purged || st.Batches != 3 || st.Kept != kept || kept == 0 {
+		t.Errorf("Purge stats = %+v, want %d tickets in 3 batches, %d (and some) open ones kept", st, purged, kept)
 	}
 	got := allTickets(t, db)
 	if !reflect.DeepEqual(got, keep) {
-		t.Errorf("kept %d tickets, want the %d received from the cutoff on, unchanged", len(got), len(keep))
+		t.Errorf("kept %d tickets, want the %d received from the cutoff on or open, unchanged", len(got), len(keep))
 	}
 	if n, err := db.Count(ctx); err != nil || n != len(keep) {
 		t.Errorf("Count = %d, %v; want %d", n, err, len(keep))
@@ -555,5 +564,62 @@ func TestBackupCancelledLeavesTargetAlone(t *testing.T) {
 	n, err := db.Backup(context.Background(), &buf)
 	if err != nil || n != int64(buf.Len()) || n == 0 {
 		t.Errorf("Backup = %d, %v with %d bytes written", n, err, buf.Len())
+	}
+}
+
+// TestRetentionKeepsTicketsThatNeedWork purges tickets received three years
+// before the cutoff: those still open, or waiting for a follow-up or its
+// rating, are kept and counted; only finished ones go.
+func TestRetentionKeepsTicketsThatNeedWork(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	old := t0.AddDate(-3, 0, 0)
+	cases := []struct {
+		name string
+		edit func(*triage.Ticket)
+		kept bool
+	}{
+		{"received", func(x *triage.Ticket) { x.State = triage.StateReceived }, true},
+		{"awaiting review", func(x *triage.Ticket) { x.State = triage.StateAwaitingReview }, true},
+		{"escalated", func(x *triage.Ticket) { x.State = triage.StateEscalated }, true},
+		{"reopened", func(x *triage.Ticket) { x.State = triage.StateReopened }, true},
+		{"resolved, follow-up due", func(x *triage.Ticket) { x.State, x.FollowUpDue = triage.StateResolved, t0 }, true},
+		{"followed up, no rating yet", func(x *triage.Ticket) {
+			x.State, x.FollowUpDue, x.FollowUpSentAt = triage.StateFollowedUp, t0, t0
+		}, true},
+		{"resolved without follow-up", func(x *triage.Ticket) { x.State = triage.StateResolved }, false},
+		{"rated", func(x *triage.Ticket) {
+			x.State, x.FollowUpDue, x.FollowUpSentAt, x.Rating = triage.StateFollowedUp, t0, t0, 4
+		}, false},
+		{"closed", func(x *triage.Ticket) { x.State = triage.StateClosed }, false},
+	}
+	var want []string
+	kept := 0
+	for i, tc := range cases {
+		tk := mustCreate(t, db, newTicket(triage.SourceWebhook, tc.name, old.Add(time.Duration(i)*time.Hour)),
+			triage.Customer{Handle: tc.name})
+		if _, err := db.Update(ctx, tk.ID, func(x *triage.Ticket) (triage.AuditEvent, error) {
+			tc.edit(x)
+			return triage.AuditEvent{Actor: "test", Action: tc.name}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if tc.kept {
+			want = append(want, tk.ID)
+			kept++
+		}
+	}
+	st, err := db.Purge(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tickets != len(cases)-kept || st.Kept != kept {
+		t.Errorf("Purge stats = %+v, want %d deleted and %d kept", st, len(cases)-kept, kept)
+	}
+	if got := ids(allTickets(t, db)); !slices.Equal(got, want) {
+		t.Errorf("tickets left = %v, want %v", got, want)
+	}
+	if st, err := db.Purge(ctx, t0); err != nil || st.Tickets != 0 || st.Kept != kept {
+		t.Errorf("second Purge = %+v, %v; want %d kept again and nothing deleted", st, err, kept)
 	}
 }

@@ -21,12 +21,16 @@
 //	alerts        pattern alert key (triage.AlertKey) → sent-at, RFC 3339
 //	erasures      erasure sequence → customer ID, time and ticket count (no
 //	              personal data; created on first use, maintenance.go)
+//	due           due time + kind + ticket ID → ticket ID (pending follow-ups
+//	              and no-answer closes, due.go)
+//	due_ticket    ticket ID → its key in due
 //
 // The time-ordered indexes exist so that a window query seeks to the start of
 // its window and stops at its end instead of scanning every ticket. The
 // metrics index is written with each ticket, in the same transaction, so
 // metrics over a window read small fixed-size records instead of decoding
-// tickets; anything that deletes a ticket must delete its metrics record.
+// tickets; anything that deletes a ticket must delete its metrics record. The
+// due index is written the same way, and deleted with the ticket too.
 //
 // Records are JSON in an envelope {"v":1,"data":{...}}. Decoding ignores
 // unknown fields and leaves missing ones zero, so a field can be added to a
@@ -65,8 +69,9 @@ import (
 )
 
 // SchemaVersion is the layout version this package reads and writes; it is
-// stored in the meta bucket so an older binary refuses a newer file.
-const SchemaVersion = 1
+// stored in the meta bucket so an older binary refuses a newer file. Version
+// 2 added the due index, which an older binary would not keep.
+const SchemaVersion = dueSchemaVersion
 
 // Sentinel errors that callers branch on.
 var (
@@ -156,18 +161,25 @@ func initSchema(tx *bolt.Tx) error {
 		return err
 	}
 	meta := tx.Bucket(bucketMeta)
-	raw := meta.Get(keySchemaVersion)
-	if raw == nil {
-		return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
-	}
-	v, err := strconv.Atoi(string(raw))
-	if err != nil {
-		return fmt.Errorf("schema version %q: %w", raw, ErrCorrupt)
+	// A new file has no tickets, so any version below the current one
+	// builds the indexes from nothing.
+	v := 0
+	if raw := meta.Get(keySchemaVersion); raw != nil {
+		var err error
+		if v, err = strconv.Atoi(string(raw)); err != nil {
+			return fmt.Errorf("schema version %q: %w", raw, ErrCorrupt)
+		}
 	}
 	if v > SchemaVersion {
 		return fmt.Errorf("schema version %d is newer than this casebot supports (%d)", v, SchemaVersion)
 	}
-	return nil
+	if err := initDueIndex(tx, v); err != nil {
+		return err
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
 }
 
 // Close releases the file and its lock.

@@ -37,6 +37,7 @@ var _ triage.Tickets = (*DB)(nil)
 // buckets holds the buckets of one transaction.
 type buckets struct {
 	meta, tickets, customers, identity, external, byTime, byCustomer, audit, outbox, metrics *bolt.Bucket
+	due, dueTicket                                                                           *bolt.Bucket
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
@@ -51,6 +52,8 @@ func bucketsOf(tx *bolt.Tx) buckets {
 		audit:      tx.Bucket(bucketAudit),
 		outbox:     tx.Bucket(bucketOutbox),
 		metrics:    metricsBucket(tx),
+		due:        tx.Bucket(bucketDue),
+		dueTicket:  tx.Bucket(bucketDueTicket),
 	}
 }
 
@@ -559,6 +562,9 @@ func putTicket(b buckets, t triage.Ticket) error {
 	}
 	if err := b.tickets.Put([]byte(t.ID), raw); err != nil {
 		return fmt.Errorf("put ticket %s: %w", t.ID, err)
+	}
+	if err := putDue(b, t); err != nil {
+		return err
 	}
 	return putMetrics(b, t)
 }

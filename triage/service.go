@@ -66,18 +66,36 @@ func NewTriager(cfg Config, store Tickets, clock Clock) (*Triager, error) {
 	return &Triager{Config: cfg, Rules: rules, Router: router, Store: store, Clock: clock, Keyword: kw}, nil
 }
 
+// MaxSenderSkew is how far behind casebot's clock a sender's own timestamp
+// may be and still be taken as the time casebot received the message: enough
+// for transit and a little clock drift, too little for a wrong or forged date
+// to move a ticket out of the windows it is indexed in.
+const MaxSenderSkew = 5 * time.Minute
+
+// ReceivedTime is the receipt time of a message whose sender stamped it
+// sender, arriving at casebot's now: sender when it lies within
+// MaxSenderSkew before now, else now. A sender's time is never taken from
+// the future, nor from further back.
+func ReceivedTime(sender, now time.Time) time.Time {
+	if sender.IsZero() || sender.After(now) || sender.Before(now.Add(-MaxSenderSkew)) {
+		return now
+	}
+	return sender
+}
+
 // Intake stores an inbound message as a received ticket. It returns only
 // after the commit, so a source may acknowledge once it returns nil. A
 // message already stored returns the existing ticket and an error wrapping
-// ErrDuplicate.
+// ErrDuplicate. A zero ReceivedAt, or one ahead of the clock, becomes the
+// clock's now: no source places a ticket in casebot's future.
 func (s *Triager) Intake(ctx context.Context, in Inbound) (Ticket, error) {
-	if in.ReceivedAt.IsZero() {
-		in.ReceivedAt = s.Clock.Now()
+	if now := s.Clock.Now(); in.ReceivedAt.IsZero() || in.ReceivedAt.After(now) {
+		in.ReceivedAt = now
 	}
 	t := &Ticket{
 		Source: in.Source, Channel: in.Channel, ExternalID: in.ExternalID,
 		Subject: in.Subject, Body: in.Body, Attachments: in.Attachments, OrderRef: in.OrderRef, ReplyTo: in.ReplyTo,
-		ReceivedAt: in.ReceivedAt, State: StateReceived, DraftRevision: -1,
+		ReceivedAt: in.ReceivedAt, SenderAt: in.SenderAt, State: StateReceived, DraftRevision: -1,
 		Classification: Classification{Amount: in.OrderAmount},
 	}
 	return s.Store.Create(ctx, t, in.Customer)

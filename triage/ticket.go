@@ -197,6 +197,12 @@ type Inbound struct {
 	// ReplyTo is where a reply goes back: a Slack channel and thread, an email
 	// Message-ID, or an outbound webhook URL; its meaning depends on Source.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// SenderAt is the sender's own timestamp (an email's Date header, a
+	// webhook's received_at), kept as information only: ReceivedAt, when
+	// casebot or its mail server received the message, keys every time
+	// index and metric, so a sender's clock cannot decide retention,
+	// follow-ups or metrics. Import alone sets history's own dates there.
+	SenderAt time.Time `json:"sender_at,omitzero"`
 }
 
 // SlackReplyTo is the ReplyTo of a ticket from a Slack message: the channel
@@ -266,6 +272,8 @@ type Ticket struct {
 	// other addresses its customer has. Set at Create from the inbound
 	// customer's email.
 	ReplyAddress string `json:"reply_address,omitempty"`
+	// SenderAt is Inbound.SenderAt: the sender's own time, information only.
+	SenderAt time.Time `json:"sender_at,omitzero"`
 
 	// Classification is the current reading, after rules and any override.
 	Classification Classification `json:"classification"`

@@ -49,9 +49,10 @@ func retain(ctx context.Context, db purger, days int, clock triage.Clock, logger
 	case err != nil && ctx.Err() != nil:
 	case err != nil:
 		logger.Error("retention purge failed; retrying tomorrow", "before", before, "tickets_deleted", st.Tickets, "err", err)
-	case st.Tickets > 0:
+	case st.Tickets > 0 || st.Kept > 0:
+		// Kept tickets are older than retention_days but still need work.
 		logger.Info("retention purge", "before", before, "tickets", st.Tickets, "customers", st.Customers,
-			"audit_events", st.AuditEvents, "posts", st.Posts)
+			"audit_events", st.AuditEvents, "posts", st.Posts, "kept_needing_work", st.Kept)
 	}
 }
 

@@ -37,6 +37,10 @@ func maintainStore(t *testing.T) (path, ann, bob string) {
 		{"Ann@Example.com", reportEnd.AddDate(0, 0, -2)},
 	} {
 		tk := &triage.Ticket{Source: triage.SourceEmail, ExternalID: string(rune('a' + i)), Body: "help", ReceivedAt: c.at}
+		if i == 0 {
+			// Closed, so retention may delete it: it never deletes open tickets.
+			tk.State = triage.StateClosed
+		}
 		got, err := db.Create(ctx, tk, triage.Customer{Email: c.email})
 		if err != nil {
 			t.Fatal(err)
@@ -268,7 +272,7 @@ func TestRetentionRunsInTheBot(t *testing.T) {
 	now := time.Now()
 	for i, age := range []int{400, 1} {
 		tk := &triage.Ticket{Source: triage.SourceWebhook, ExternalID: string(rune('a' + i)), Body: "where is my order?",
-			ReceivedAt: now.AddDate(0, 0, -age)}
+			ReceivedAt: now.AddDate(0, 0, -age), State: triage.StateClosed}
 		if _, err := db.Create(context.Background(), tk, triage.Customer{Email: "ann@example.com"}); err != nil {
 			t.Fatal(err)
 		}

@@ -142,10 +142,16 @@ func (s *System) Open(ctx context.Context) error {
 	s.Pipeline = triage.NewPipeline(tr, pipeOpts)
 	s.metrics.observeClassified(tr, s.Clock)
 
+	// With follow-ups off a resolution schedules none, so no ticket waits
+	// in the due index (or outlives retention) for a follow-up never sent.
+	followUpAfter := s.Config.FollowUp.After
+	if !s.Config.FollowUp.Enabled {
+		followUpAfter = 0
+	}
 	app, err := bot.New(bot.AppConfig{
 		API: s.api, Socket: socketmode.New(s.api), Triager: tr, Customers: db, Kicker: kicker(s.kick),
 		Classify:       s.Pipeline.Classify,
-		IntakeChannels: s.Config.Slack.IntakeChannels, FollowUpAfter: s.Config.FollowUp.After,
+		IntakeChannels: s.Config.Slack.IntakeChannels, FollowUpAfter: followUpAfter,
 		Location: loc, Logger: s.Logger, Clock: s.Clock, IgnoreBots: s.Config.Slack.IgnoreBots,
 	})
 	if err != nil {
