@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +46,8 @@ func TestHealthzReportsFailingWrites(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- sys.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			stopRun := sync.OnceFunc(func() { cancel(); <-done })
+			defer stopRun()
 
 			tk, err := sys.Triager.Intake(context.Background(), triage.Inbound{Source: triage.SourceWebhook,
 				ExternalID: "w1", Customer: triage.Customer{Email: "a@example.com"}, Body: "where is my parcel?"})
@@ -72,22 +74,30 @@ func TestHealthzReportsFailingWrites(t *testing.T) {
 				}
 				tm.Fire()
 			}
+			// Wait re-checks on changes in Slack, so it waits for the card
+			// there; the route is committed before the card is posted.
 			var got triage.Ticket
+			cards := func() int {
+				var n int
+				for _, m := range fake.Messages(got.Route.Channel) {
+					if m.ThreadTS == "" {
+						n++
+					}
+				}
+				return n
+			}
 			if err := fake.Wait(waitCtx, func() bool {
 				got, _ = sys.DB.Get(context.Background(), tk.ID)
-				return got.Slack.TS != ""
+				return got.Route.Channel != "" && cards() > 0
 			}); err != nil {
 				t.Fatalf("card never posted; ticket %+v", got)
 			}
-			var cards int
-			for _, m := range fake.Messages(got.Slack.Channel) {
-				if m.ThreadTS == "" {
-					cards++
-				}
+			if n := cards(); n != 1 {
+				t.Errorf("%d cards in %s, want 1", n, got.Route.Channel)
 			}
-			if cards != 1 {
-				t.Errorf("%d cards in %s, want 1", cards, got.Slack.Channel)
-			}
+			// Once Run has returned the pipeline's workers are done, so the
+			// landed write is surely accounted for.
+			stopRun()
 			if code, body := getHealthz(t, sys); code != http.StatusOK || body["status"] != "ok" {
 				t.Errorf("/healthz after the write landed: %d %v, want 200 ok", code, body)
 			}
