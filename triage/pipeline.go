@@ -21,6 +21,15 @@ type PipelineOptions struct {
 	// RetryDelay is the first wait before retrying a draft, doubled each
 	// time; default 30s.
 	RetryDelay time.Duration
+	// WriteRetryDelay is the first wait before retrying a ticket whose
+	// store work failed (a full disk, say): its classification, or its
+	// template draft. It doubles up to WriteRetryMax, and the ticket is
+	// retried until the write lands: an acknowledged ticket must not wait
+	// for a restart to get its card. Defaults 1s and 1 min.
+	WriteRetryDelay, WriteRetryMax time.Duration
+	// After runs f once d has passed; default time.AfterFunc. Tests pass
+	// a fake so that retries run without waiting on the wall clock.
+	After func(d time.Duration, f func())
 	// Policy returns the policy excerpt for a ticket's brief; nil for none.
 	Policy func(Ticket) string
 	// Kick is called after a change that enqueued posts; nil for none.
@@ -40,7 +49,30 @@ type Pipeline struct {
 	log  *slog.Logger
 
 	classify, draft *idQueue
+
+	mu sync.Mutex
+	// classifyFailing and draftFailing hold, per ticket waiting for a
+	// retry of failed store work, when that work first failed.
+	classifyFailing, draftFailing map[string]time.Time
 }
+
+// PipelineHealth says which store writes of the pipeline are failing, for
+// /healthz: tickets waiting on them are acknowledged but have no card or
+// no draft yet.
+type PipelineHealth struct {
+	// ClassifyFailingSince is when the oldest classification waiting for
+	// a retry first failed; zero when none waits.
+	ClassifyFailingSince time.Time
+	// ClassifyWaiting counts the tickets waiting to retry classification.
+	ClassifyWaiting int
+	// DraftFailingSince and DraftWaiting are the same for drafts whose
+	// store work failed.
+	DraftFailingSince time.Time
+	DraftWaiting      int
+}
+
+// OK reports whether no store write of the pipeline is failing.
+func (h PipelineHealth) OK() bool { return h.ClassifyWaiting == 0 && h.DraftWaiting == 0 }
 
 // NewPipeline builds a pipeline around tr; Run starts it. It sets
 // tr.Classified and tr.Reopened, so a ticket classified by any path (a
@@ -59,11 +91,21 @@ func NewPipeline(tr *Triager, opts PipelineOptions) *Pipeline {
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = 30 * time.Second
 	}
+	if opts.WriteRetryDelay <= 0 {
+		opts.WriteRetryDelay = time.Second
+	}
+	if opts.WriteRetryMax <= 0 {
+		opts.WriteRetryMax = time.Minute
+	}
+	if opts.After == nil {
+		opts.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{tr: tr, opts: opts, log: log, classify: newIDQueue(), draft: newIDQueue()}
+	p := &Pipeline{tr: tr, opts: opts, log: log, classify: newIDQueue(), draft: newIDQueue(),
+		classifyFailing: map[string]time.Time{}, draftFailing: map[string]time.Time{}}
 	tr.Classified = func(t Ticket) { p.Draft(t.ID) }
 	tr.Reopened = func(t Ticket) { p.Draft(t.ID) }
 	return p
@@ -122,22 +164,87 @@ func (p *Pipeline) work(ctx context.Context, q *idQueue, fn func(context.Context
 func (p *Pipeline) runClassify(ctx context.Context, j job) {
 	_, err := p.tr.Classify(ctx, j.id, Customer{})
 	switch {
+	case err == nil:
+		p.landed(p.classifyFailing, j.id)
+		p.kick()
 	case errors.Is(err, ErrInvalidTransition):
-		return // classified by another delivery meanwhile
-	case err != nil:
-		p.log.Error("classify", "ticket", j.id, "err", err)
-		return
+		// Classified by another delivery meanwhile.
+		p.landed(p.classifyFailing, j.id)
+	case errors.Is(err, ErrNotFound):
+		p.landed(p.classifyFailing, j.id)
+		p.log.Warn("classify: ticket gone", "ticket", j.id)
+	case ctx.Err() != nil:
+		// Stopping: Resume at the next start picks the ticket up.
+	default:
+		p.retryWrite(p.classify, p.classifyFailing, j, "classify", err)
 	}
-	p.kick()
+}
+
+// retryWrite schedules j again after failed store work, with a back-off of
+// its own so that a model attempt is not spent on a full disk, and records
+// the failure for Health until the work lands.
+func (p *Pipeline) retryWrite(q *idQueue, failing map[string]time.Time, j job, what string, err error) {
+	p.mu.Lock()
+	if _, ok := failing[j.id]; !ok {
+		failing[j.id] = p.tr.Clock.Now()
+	}
+	p.mu.Unlock()
+	delay := p.opts.WriteRetryDelay
+	for range j.writes {
+		if delay >= p.opts.WriteRetryMax {
+			break
+		}
+		delay *= 2
+	}
+	delay = min(delay, p.opts.WriteRetryMax)
+	j.writes++
+	p.log.Error(what+" failed, will retry", "ticket", j.id, "attempt", j.writes, "in", delay, "err", err)
+	p.opts.After(delay, func() { q.push(j) })
+}
+
+// landed forgets a ticket's failed store work once it is done or moot.
+func (p *Pipeline) landed(failing map[string]time.Time, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(failing, id)
+}
+
+// Health reports the store writes failing now and how many tickets wait
+// on them.
+func (p *Pipeline) Health() PipelineHealth {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := PipelineHealth{ClassifyWaiting: len(p.classifyFailing), DraftWaiting: len(p.draftFailing)}
+	h.ClassifyFailingSince = oldest(p.classifyFailing)
+	h.DraftFailingSince = oldest(p.draftFailing)
+	return h
+}
+
+func oldest(failing map[string]time.Time) time.Time {
+	var first time.Time
+	for _, at := range failing {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
 }
 
 func (p *Pipeline) runDraft(ctx context.Context, j job) {
 	t, err := p.tr.Store.Get(ctx, j.id)
-	if err != nil {
-		p.log.Error("draft: load ticket", "ticket", j.id, "err", err)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		p.landed(p.draftFailing, j.id)
+		p.log.Warn("draft: ticket gone", "ticket", j.id)
+		return
+	case err != nil && ctx.Err() == nil:
+		p.retryWrite(p.draft, p.draftFailing, j, "draft: load ticket", err)
+		return
+	case err != nil:
 		return
 	}
 	if t.Draft != "" || !t.WantsDraft() {
+		p.landed(p.draftFailing, j.id)
 		return
 	}
 	policy := ""
@@ -156,14 +263,21 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 	_, err = p.tr.writeDraft(ctx, j.id, Customer{}, policy, drafter)
 	switch {
 	case err == nil:
+		p.landed(p.draftFailing, j.id)
 		p.kick()
 		return
 	case errors.Is(err, ErrStaleDraft):
 		// A person replied, or the ticket was reopened, while the draft
 		// was written; a reopen queued its own draft.
+		p.landed(p.draftFailing, j.id)
 		p.log.Info("draft no longer wanted", "ticket", j.id, "err", err)
 		return
 	case ctx.Err() != nil:
+		return
+	}
+	if j.attempt >= p.opts.DraftAttempts {
+		// The template cannot fail: the store did.
+		p.retryWrite(p.draft, p.draftFailing, j, "template draft", err)
 		return
 	}
 	j.attempt++
@@ -174,11 +288,9 @@ func (p *Pipeline) runDraft(ctx context.Context, j job) {
 		p.draft.push(j)
 		return
 	}
-	// The template's own retries (a store error) wait as long as the last
-	// model retry did, no longer.
-	delay := p.opts.RetryDelay << (min(j.attempt, p.opts.DraftAttempts) - 1)
+	delay := p.opts.RetryDelay << (j.attempt - 1)
 	p.log.Warn("draft failed, will retry", "ticket", j.id, "attempt", j.attempt, "in", delay, "err", err)
-	time.AfterFunc(delay, func() { p.draft.push(j) })
+	p.opts.After(delay, func() { p.draft.push(j) })
 }
 
 func (p *Pipeline) kick() {
@@ -187,10 +299,12 @@ func (p *Pipeline) kick() {
 	}
 }
 
-// job is one ticket waiting in a queue, with the attempts made so far.
+// job is one ticket waiting in a queue, with the attempts made so far:
+// attempt counts the model's failures, writes the store's.
 type job struct {
 	id      string
 	attempt int
+	writes  int
 }
 
 // idQueue is an unbounded FIFO: sources must never block on it, and a

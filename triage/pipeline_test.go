@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -180,4 +181,134 @@ func TestPipelineRedraftsReopened(t *testing.T) {
 			}
 		})
 	}
+}
+
+// driveRetries fires the retries a failing store causes, checking each
+// delay and that Health reports the failure while it lasts, then waits for
+// the kick of the write that lands.
+func driveRetries(t *testing.T, f *fixture, p *triage.Pipeline, timers *triagetest.Timers, kicks <-chan struct{},
+	delays []time.Duration, waiting func(triage.PipelineHealth) (int, time.Time)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a backstop for a hang only
+	defer cancel()
+	failedAt := f.clock.Now()
+	for i, want := range delays {
+		tm, err := timers.Next(ctx)
+		if err != nil {
+			t.Fatalf("retry %d never scheduled: %v", i+1, err)
+		}
+		if tm.Delay != want {
+			t.Errorf("retry %d after %s, want %s", i+1, tm.Delay, want)
+		}
+		h := p.Health()
+		if n, since := waiting(h); h.OK() || n != 1 || !since.Equal(failedAt) {
+			t.Errorf("retry %d: health %+v, want one ticket failing since %s", i+1, h, failedAt)
+		}
+		f.clock.Advance(tm.Delay)
+		tm.Fire()
+	}
+	select {
+	case <-kicks:
+	case <-ctx.Done():
+		t.Fatal("the write never landed")
+	}
+	if h := p.Health(); !h.OK() {
+		t.Errorf("health %+v after the write landed, want ok", h)
+	}
+}
+
+// backoff is the wait before each retry of a failed write: 1s doubling up
+// to the 1 min cap.
+var backoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+	16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute}
+
+// TestPipelineRetriesFailedClassifyWrite: a classification whose store write
+// fails is retried with back-off until it lands, and the ticket ends with
+// exactly one card; it never waits for a restart.
+func TestPipelineRetriesFailedClassifyWrite(t *testing.T) {
+	for _, failures := range []int{0, 1, 3, len(backoff)} {
+		t.Run(fmt.Sprintf("%d failures", failures), func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			f.tr.Store = triagetest.NewFailingTickets(f.store, failures)
+			timers := triagetest.NewTimers()
+			kicks := make(chan struct{}, 4)
+			p := startPipeline(t, f, triage.PipelineOptions{After: timers.After, Kick: func() { kicks <- struct{}{} }})
+			tk, err := f.tr.Intake(context.Background(), f.inbound("m1", "where is my parcel?", ann))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Classify(tk.ID)
+			driveRetries(t, f, p, timers, kicks, backoff[:failures], func(h triage.PipelineHealth) (int, time.Time) {
+				return h.ClassifyWaiting, h.ClassifyFailingSince
+			})
+			if got := f.get(t, tk.ID); got.State != triage.StateAwaitingReview {
+				t.Errorf("state %s, want %s", got.State, triage.StateAwaitingReview)
+			}
+			var cards int
+			for _, post := range f.store.Posts() {
+				if post.TicketID == tk.ID && post.Kind == triage.PostCard {
+					cards++
+				}
+			}
+			if cards != 1 {
+				t.Errorf("%d cards, want 1", cards)
+			}
+		})
+	}
+}
+
+// TestPipelineRetriesFailedDraftWrite: the template draft's store write is
+// retried with the same back-off until it lands, and a ticket whose load
+// fails is retried rather than dropped; Health reports both meanwhile.
+func TestPipelineRetriesFailedDraftWrite(t *testing.T) {
+	tests := []struct {
+		name     string
+		failures int
+		failGet  bool
+	}{
+		{name: "template write fails once", failures: 1},
+		{name: "template write fails past the cap", failures: len(backoff)},
+		{name: "ticket load fails", failures: 2, failGet: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &triagetest.Classifier{Result: calm})
+			tk := f.process(t, f.inbound("m1", "where is my parcel?", ann))
+			store := triagetest.NewFailingTickets(f.store, tc.failures)
+			f.tr.Store = store
+			if tc.failGet {
+				f.tr.Store = &failingGets{Tickets: f.store, failures: tc.failures}
+			}
+			f.tr.Drafter = &triagetest.Drafter{Err: errors.New("model down")}
+			timers := triagetest.NewTimers()
+			kicks := make(chan struct{}, 4)
+			p := startPipeline(t, f, triage.PipelineOptions{DraftAttempts: 1, After: timers.After,
+				Kick: func() { kicks <- struct{}{} }})
+			p.Draft(tk.ID)
+			driveRetries(t, f, p, timers, kicks, backoff[:tc.failures], func(h triage.PipelineHealth) (int, time.Time) {
+				return h.DraftWaiting, h.DraftFailingSince
+			})
+			if got := f.get(t, tk.ID); got.Draft == "" {
+				t.Error("no draft after the write landed")
+			}
+		})
+	}
+}
+
+// failingGets is a store whose Get fails the first failures times.
+type failingGets struct {
+	triage.Tickets
+	mu       sync.Mutex
+	failures int
+}
+
+func (s *failingGets) Get(ctx context.Context, id string) (triage.Ticket, error) {
+	s.mu.Lock()
+	fail := s.failures > 0
+	s.failures--
+	s.mu.Unlock()
+	if fail {
+		return triage.Ticket{}, fmt.Errorf("get ticket %s: %w", id, triagetest.ErrWriteFailed)
+	}
+	return s.Tickets.Get(ctx, id)
 }

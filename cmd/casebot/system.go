@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -292,9 +293,17 @@ func (s *System) Handler() http.Handler {
 	return mux
 }
 
+// healthz answers 200 {"status":"ok"}, or 503 with "unhealthy" when the
+// store cannot be read, or "degraded" with a reason while the pipeline's
+// store writes fail: acknowledged tickets then wait for a card or a draft,
+// which an operator must hear about. It never shows a raw error.
 func (s *System) healthz(w http.ResponseWriter, r *http.Request) {
 	status := map[string]any{"status": "ok"}
 	code := http.StatusOK
+	if h := s.Pipeline.Health(); !h.OK() {
+		status["status"], status["reason"] = "degraded", healthReason(h)
+		code = http.StatusServiceUnavailable
+	}
 	if _, err := s.DB.Count(r.Context()); err != nil {
 		status["status"], status["store"] = "unhealthy", "unreadable"
 		code = http.StatusServiceUnavailable
@@ -302,6 +311,26 @@ func (s *System) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(status)
+}
+
+// healthReason says which pipeline writes fail, since when and how many
+// tickets wait on them.
+func healthReason(h triage.PipelineHealth) string {
+	var parts []string
+	add := func(what string, since time.Time, n int) {
+		if n == 0 {
+			return
+		}
+		tickets := "tickets"
+		if n == 1 {
+			tickets = "ticket"
+		}
+		parts = append(parts, fmt.Sprintf("%s writes failing since %s, %d %s waiting",
+			what, since.UTC().Format(time.RFC3339), n, tickets))
+	}
+	add("classification", h.ClassifyFailingSince, h.ClassifyWaiting)
+	add("draft", h.DraftFailingSince, h.DraftWaiting)
+	return strings.Join(parts, "; ")
 }
 
 // Run starts every part and returns when ctx ends (after the parts stop) or
