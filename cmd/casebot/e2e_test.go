@@ -195,7 +195,13 @@ func TestE2EApproveReplyResolve(t *testing.T) {
 		return strings.Contains(string(m.Blocks), `"approve"`)
 	})
 
+	// The acknowledgement is automatic: no first response.
+	if tk := e.ticket(id); !tk.FirstResponseAt.IsZero() {
+		t.Errorf("first response %v before any reply", tk.FirstResponseAt)
+	}
 	e.click("C0QUEUE", card.TS, bot.ActionApprove, agentUser)
+	// Taken when Slack has the reply, not at the click.
+	e.waitFor("the reply's delivery recorded", func() bool { return !e.ticket(id).FirstResponseAt.IsZero() })
 	e.waitFor("the reply in the customer's thread", func() bool {
 		draft := e.ticket(id).Draft
 		for _, m := range e.fake.Messages(intakeChannel) {
@@ -231,7 +237,7 @@ func TestE2EApproveReplyResolve(t *testing.T) {
 	})
 	e.waitFor("resolved", func() bool { return e.ticket(id).State == triage.StateResolved })
 	got := actions(t, e, id)
-	for _, want := range []string{"received", "triaged", "drafted", "card_posted", "approved", "resolved"} {
+	for _, want := range []string{"received", "triaged", "drafted", "card_posted", "approved", "reply_delivered", "resolved"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("audit trail %v lacks %q", got, want)
 		}
