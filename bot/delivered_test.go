@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,5 +53,42 @@ func TestPosterTellsOfDeliveredReplies(t *testing.T) {
 	if len(told) != 1 || told[0].post.Kind != triage.PostCustomerReply || told[0].post.TicketID != tk.ID ||
 		!told[0].at.Equal(clock.Now()) {
 		t.Errorf("OnDelivered told of %+v, want the customer reply once at %v", told, clock.Now())
+	}
+}
+
+// TestMarkSentClick: an approved reply with no way back to the customer is
+// no first response until the agent marks it sent on the card; a second
+// click explains and changes nothing (issue 9).
+func TestMarkSentClick(t *testing.T) {
+	h := newAppHarness(t, harnessOpts{})
+	tk := h.intake(customerUser, "My parcel for order 1001 hasn't arrived yet, can you check?")
+	// No thread to answer in: the reply is sent by hand.
+	h.change(tk.ID, func(t *triage.Ticket) { t.ReplyTo = "" })
+	tk = h.drafted(tk.ID)
+	h.click(tk.ID, ActionApprove, agentUser)
+	h.waitFor("replied", func() bool { return h.get(tk.ID).State == triage.StateReplied })
+	if got := h.get(tk.ID); got.ReplyQueued || !got.FirstResponseAt.IsZero() || !triage.AwaitsHandSend(got) {
+		t.Fatalf("after approve: queued %v, first response %v", got.ReplyQueued, got.FirstResponseAt)
+	}
+	h.clock.Advance(7 * time.Minute)
+	channel, ts := h.postCard(tk.ID)
+	click := func() {
+		t.Helper()
+		env, err := h.fake.Click(slackfake.Click{Channel: channel, TS: ts, ActionID: ActionMarkSent, User: agentUser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.ack(env)
+	}
+	click()
+	h.waitFor("marked sent", func() bool { return !h.get(tk.ID).FirstResponseAt.IsZero() })
+	if got := h.get(tk.ID); !got.FirstResponseAt.Equal(h.clock.Now()) || !got.ReplySentAt.Equal(h.clock.Now()) {
+		t.Errorf("first response %v, reply sent %v, want %v", got.FirstResponseAt, got.ReplySentAt, h.clock.Now())
+	}
+	// The same card clicked again, before its update arrived.
+	click()
+	h.waitFor("the second click answered", func() bool { return len(h.ephemeralsTo(agentUser)) == 1 })
+	if e := h.ephemeralsTo(agentUser); !strings.Contains(e[0].Text, "no reply waiting to be sent by hand") {
+		t.Errorf("second click told %q", e[0].Text)
 	}
 }
