@@ -232,7 +232,9 @@ func (h *appHarness) intake(user, text string) triage.Ticket {
 	return t
 }
 
-// drafted writes the ticket's draft, as the drafting queue does.
+// drafted writes the ticket's draft, as the drafting queue does, and marks
+// it the model's: the template drafter stands in for the model, whose
+// drafts count towards the draft acceptance rate.
 func (h *appHarness) drafted(id string) triage.Ticket {
 	h.t.Helper()
 	t, err := h.tr.WriteDraft(context.Background(), id, triage.Customer{}, "")
@@ -242,7 +244,18 @@ func (h *appHarness) drafted(id string) triage.Ticket {
 	if t.Draft == "" {
 		h.t.Fatal("the template drafter wrote no draft")
 	}
+	h.change(id, func(t *triage.Ticket) { t.DraftBy = triage.DraftByModel })
+	t.DraftBy = triage.DraftByModel
 	return t
+}
+
+// delivered records that the approved reply of ticket id left now, as the
+// poster reports once Slack has it.
+func (h *appHarness) delivered(id string) {
+	h.t.Helper()
+	if _, err := h.tr.ReplyDelivered(context.Background(), id, h.clock.Now()); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // change edits a stored ticket directly, as a test fixture.

@@ -25,6 +25,9 @@ const (
 	ActionEscalate = "escalate"
 	ActionResolve  = "resolve"
 	ActionReopen   = "reopen"
+	// ActionMarkSent records that a person sent an approved reply with no
+	// way back to the customer themselves (triage.Triager.MarkSent).
+	ActionMarkSent = "mark_sent"
 )
 
 // Text budgets of the card, in characters of escaped text. Each stays under
@@ -473,6 +476,7 @@ var decisionLabels = map[string]string{
 	ActionEscalate: "🚨 Escalated", "escalated": "🚨 Escalated",
 	ActionResolve: "🏁 Resolved", "resolved": "🏁 Resolved",
 	ActionReopen: "🔁 Reopened", "reopened": "🔁 Reopened",
+	"marked_sent": "📨 Marked as sent",
 }
 
 // decisionBlock says who did what and when. The mentions come before the
@@ -532,6 +536,10 @@ func actionsBlock(t triage.Ticket) *slack.ActionBlock {
 	switch {
 	case !t.State.Open():
 		return slack.NewActionBlock("", reopen)
+	case !awaitsDecision(t) && triage.AwaitsHandSend(t):
+		// The first response counts once the person says they sent it.
+		return slack.NewActionBlock("", button(ActionMarkSent, "Mark as sent", t.ID, slack.StylePrimary),
+			button(ActionResolve, "Resolve", t.ID, slack.StyleDefault), reopen)
 	case !awaitsDecision(t):
 		return slack.NewActionBlock("", button(ActionResolve, "Resolve", t.ID, slack.StylePrimary), reopen)
 	}

@@ -49,6 +49,7 @@ func TestSlashMetricsAnsweredAfterAck(t *testing.T) {
 	if _, err := h.tr.Approve(t.Context(), a.ID, agentUser, h.get(a.ID).DraftVersion, "On its way"); err != nil {
 		t.Fatal(err)
 	}
+	h.delivered(a.ID)
 	p := h.command("metrics 7d")
 	got := answerTexts(t, p)
 	for _, want := range []string{"Metrics · last 7d", "*Received*\n2", "*First response*\np50 1h 30m", "*Escalation rate*\n50%", "*Root cause coverage*\n—"} {

@@ -19,6 +19,7 @@ func TestAppHomePublished(t *testing.T) {
 	if _, err := h.tr.Approve(t.Context(), mine.ID, agentUser, h.get(mine.ID).DraftVersion, "On its way"); err != nil {
 		t.Fatal(err)
 	}
+	h.delivered(mine.ID)
 	h.clock.Advance(time.Hour)
 	mentioned := h.intake(otherUser, "Refund my order or my lawyer will sue you.")
 	h.change(mentioned.ID, func(t *triage.Ticket) { t.Route.Mentions = append(t.Route.Mentions, agentUser) })
@@ -29,6 +30,7 @@ func TestAppHomePublished(t *testing.T) {
 	if _, err := h.tr.Approve(t.Context(), done.ID, agentUser, h.get(done.ID).DraftVersion, "Sent"); err != nil {
 		t.Fatal(err)
 	}
+	h.delivered(done.ID)
 	if _, err := h.tr.Resolve(t.Context(), done.ID, agentUser, triage.Resolution{}, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,8 @@ func (a *App) onButton(ctx context.Context, cb slack.InteractionCallback, act *s
 			return
 		}
 		a.kick()
+	case ActionMarkSent:
+		a.markSent(ctx, channel, user, id)
 	case ActionProposeSOP:
 		a.openSOPModal(ctx, cb, act)
 	case ActionAcceptSOP, ActionRejectSOP:
@@ -117,6 +119,22 @@ func (a *App) approve(ctx context.Context, channel, user, value string) {
 func staleDraft(id string) string {
 	return "The reply on ticket `" + fit(id, fieldMax) + "` changed after you saw it (a new draft, a reply sent, " +
 		"or the customer wrote again), so nothing was sent. The card now shows the current reply: read it and choose again."
+}
+
+// markSent records that user sent a ticket's approved reply by hand. A
+// second click, or one on a reply casebot sent itself, changes nothing and
+// says so.
+func (a *App) markSent(ctx context.Context, channel, user, id string) {
+	_, err := a.tr.MarkSent(ctx, id, user)
+	switch {
+	case errors.Is(err, triage.ErrNoReplyPending):
+		a.tell(ctx, channel, user, "Ticket `"+fit(id, fieldMax)+"` has no reply waiting to be sent by hand. Nothing was changed.")
+		return
+	case err != nil:
+		a.tell(ctx, channel, user, a.failure(ctx, id, "marked as sent", err))
+		return
+	}
+	a.kick()
 }
 
 // approvalReasons says why a ticket needs approval authority, from the

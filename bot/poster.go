@@ -89,6 +89,12 @@ type PosterOptions struct {
 	// gone must not be a post about that ticket, which would be dropped in
 	// turn.
 	OnDropped func(p triage.Post, err error)
+	// OnDelivered, when set, is told of every customer reply Slack took
+	// (or that was found already posted), with the time, so the reply's
+	// delivery can be recorded (triage.Triager.ReplyDelivered). It runs on
+	// the channel's drainer before the post is marked done, so after a
+	// stop in between it may be told twice.
+	OnDelivered func(p triage.Post, at time.Time)
 	// Alerts, when set, records a pattern alert as sent once Slack has its
 	// post (or it is dropped), before the post leaves the outbox, so that
 	// a stop between the Scheduler's enqueue and its own mark cannot have
@@ -331,6 +337,9 @@ func (p *Poster) deliver(ctx context.Context, w *worker, post triage.Post) bool 
 		switch {
 		case err == nil:
 			w.delivered[post.ID] = redelivery{ref: ref}
+			if post.Kind == triage.PostCustomerReply && p.opts.OnDelivered != nil {
+				p.opts.OnDelivered(post, p.opts.Clock.Now())
+			}
 			return p.finish(ctx, post, ref)
 		case ctx.Err() != nil:
 			return false

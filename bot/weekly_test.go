@@ -111,7 +111,7 @@ func (h *schedHarness) storeWeek(gs []genTicket, weekStart time.Time) {
 			h.t.Fatal(err)
 		}
 		h.change(tk.ID, func(x *triage.Ticket) {
-			x.State, x.Reviewed = triage.StateAwaitingReview, true
+			x.State, x.Reviewed, x.ClassifiedBy = triage.StateAwaitingReview, true, "model"
 			x.Classification.Type = g.typ
 			x.Classification.RootCauseGuess = g.rootCause
 			x.Route.Channel = queueChannel

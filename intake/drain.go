@@ -23,6 +23,9 @@ type drainer struct {
 	log  *slog.Logger
 	// onFailed is the sender's OnFailed; nil ignores.
 	onFailed func(post triage.Post, err error)
+	// onDelivered is the sender's OnDelivered; nil ignores. clock stamps it.
+	onDelivered func(post triage.Post, at time.Time)
+	clock       triage.Clock
 
 	maxAttempts int
 	baseDelay   time.Duration
@@ -73,6 +76,9 @@ func (d *drainer) init(log *slog.Logger) {
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if d.clock == nil {
+		d.clock = triage.SystemClock{}
 	}
 	d.log = log
 	d.kick = make(chan struct{}, 1)
@@ -207,6 +213,9 @@ func (d *drainer) attempt(ctx context.Context, p triage.Post) bool {
 	err := d.send(ctx, p)
 	if err == nil {
 		delete(d.nextAt, p.ID)
+		if d.onDelivered != nil {
+			d.onDelivered(p, d.clock.Now())
+		}
 		if err := d.outbox.Done(ctx, p, triage.SlackRef{}); err != nil {
 			// Sent but still in the outbox: it is sent again later, and
 			// each sender marks a repeat so the receiver can drop it.

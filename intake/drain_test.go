@@ -20,7 +20,8 @@ var (
 // TestDrainerClassify runs one drain over two replies to ticket a, whose
 // first send fails, and one to ticket b: how the failure is classified
 // decides whether a's reply is retried or parked, and a's second reply
-// always waits behind its first.
+// always waits behind its first. Only the reply that went out is told to
+// onDelivered, at the drainer's clock.
 func TestDrainerClassify(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -44,7 +45,8 @@ func TestDrainerClassify(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var sent, failed []string
+			var sent, failed, delivered []string
+			clock := triagetest.NewClock(t0)
 			d := drainer{
 				outbox: outbox, channel: channel, name: "test", maxAttempts: tt.maxAttempts,
 				baseDelay: time.Hour, maxDelay: time.Hour, poll: time.Hour,
@@ -62,6 +64,13 @@ func TestDrainerClassify(t *testing.T) {
 					}
 					return nil
 				},
+				onDelivered: func(p triage.Post, at time.Time) {
+					if !at.Equal(clock.Now()) {
+						t.Errorf("onDelivered(%s) at %v, want the clock's %v", p.Text, at, clock.Now())
+					}
+					delivered = append(delivered, p.Text)
+				},
+				clock:    clock,
 				classify: func(error) (bool, time.Duration) { return tt.permanent, 0 },
 				logSent:  "sent", logNotDone: "not done",
 			}
@@ -72,6 +81,9 @@ func TestDrainerClassify(t *testing.T) {
 			}
 			if !slices.Equal(failed, tt.wantFailed) {
 				t.Errorf("reported %q, want %q", failed, tt.wantFailed)
+			}
+			if !slices.Equal(delivered, []string{"b1"}) {
+				t.Errorf("told delivered %q, want [b1]", delivered)
 			}
 			posts, err := outbox.Pending(ctx, channel, 10)
 			if err != nil {

@@ -48,6 +48,11 @@ type OutboundOptions struct {
 	// refused; it stays in the outbox and is not attempted again by this
 	// Outbound. Called from Run's goroutine; nil ignores.
 	OnFailed func(post triage.Post, err error)
+	// OnDelivered is told of every reply sent, with the time, so its
+	// delivery can be recorded (triage.Triager.ReplyDelivered); a reply
+	// sent again after a failure to mark it done is told again. Called from
+	// Run's goroutine; nil ignores.
+	OnDelivered func(post triage.Post, at time.Time)
 	// Client sends the requests; a client with Timeout and no redirects
 	// when nil. Redirects are never followed: a POST must not become a GET
 	// or go somewhere the sender did not name.
@@ -111,7 +116,7 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 	o := &Outbound{opts: opts}
 	o.drainer = drainer{
 		outbox: opts.Outbox, channel: triage.OutboundChannel(triage.SourceWebhook), name: "outbound webhook",
-		onFailed: opts.OnFailed, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
+		onFailed: opts.OnFailed, onDelivered: opts.OnDelivered, clock: opts.Clock, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
 		errDelivery: ErrDelivery, errRefused: ErrRefused,
 		prepare: o.prepare, send: o.send,
 		// Every failed POST may pass later; the receiver can say when.

@@ -57,6 +57,11 @@ type MailerOptions struct {
 	// refused; it stays in the outbox and is not attempted again by this
 	// Mailer. Called from Run's goroutine; nil ignores.
 	OnFailed func(post triage.Post, err error)
+	// OnDelivered is told of every reply sent, with the time, so its
+	// delivery can be recorded (triage.Triager.ReplyDelivered); a reply
+	// sent again after a failure to mark it done is told again. Called from
+	// Run's goroutine; nil ignores.
+	OnDelivered func(post triage.Post, at time.Time)
 	// Clock stamps the Date header; the system clock when nil.
 	Clock triage.Clock
 	// MaxAttempts, BaseDelay, MaxDelay, Timeout (per message, connection
@@ -112,7 +117,7 @@ func NewMailer(opts MailerOptions) (*Mailer, error) {
 	m := &Mailer{opts: opts, from: &mail.Address{Name: from.Name, Address: from.Address}}
 	m.drainer = drainer{
 		outbox: opts.Outbox, channel: triage.OutboundChannel(triage.SourceEmail), name: "smtp",
-		onFailed: opts.OnFailed, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
+		onFailed: opts.OnFailed, onDelivered: opts.OnDelivered, clock: opts.Clock, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
 		errDelivery: ErrMailDelivery, errRefused: ErrMailRefused,
 		send: m.send,
 		// A refusal (no recipient, a 5xx to the message) stays one.

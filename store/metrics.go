@@ -23,20 +23,27 @@ import (
 // these records milliseconds. putTicket rewrites a ticket's record in the
 // transaction that writes the ticket, so the index is never behind it.
 //
-// Record layout, 37 bytes, integers big-endian:
+// Record layout, 41 bytes, integers big-endian:
 //
 //	[0]      record version (metricsRecordVersion)
 //	[1:3]    flags (the metricsFlag bits)
 //	[3]      issue type: 0 none, 1+i for triage.Types[i], 255 any other
-//	[4]      follow-up rating, 0 when unanswered
+//	[4]      follow-ups sent
 //	[5:13]   first response time in nanoseconds after received
 //	[13:21]  resolution time in nanoseconds after received
 //	[21:29]  draft revision, IEEE 754 float64 bits
 //	[29:37]  customer: the number of a store-assigned "CU-nnnnnn" ID, or
 //	         with flagCustomerHash the FNV-64a hash of any other ID
+//	[37]     ratings given
+//	[38]     ratings of 4 or 5
+//	[39:41]  sum of the ratings
+//
+// The counts saturate (255, 65535): a ticket is followed up a few times at
+// most. Version 1 kept one rating in [4] and a follow-up flag; an index of
+// another version is rebuilt from the tickets when the store opens.
 const (
-	metricsRecordVersion = 1
-	metricsRecordSize    = 37
+	metricsRecordVersion = 2
+	metricsRecordSize    = 41
 	metricsTypeUnknown   = 255
 )
 
@@ -49,7 +56,6 @@ const (
 	flagDraftSent
 	flagReviewed
 	flagOverridden
-	flagFollowUpSent
 	flagCustomer
 	flagCustomerHash
 )
@@ -86,7 +92,6 @@ func encodeFacts(f triage.MetricFacts) [metricsRecordSize]byte {
 	set(f.DraftSent, flagDraftSent)
 	set(f.Reviewed, flagReviewed)
 	set(f.Overridden, flagOverridden)
-	set(f.FollowUpSent, flagFollowUpSent)
 	if f.CustomerID != "" {
 		n, ok := customerNumber(f.CustomerID)
 		if !ok {
@@ -100,10 +105,10 @@ func encodeFacts(f triage.MetricFacts) [metricsRecordSize]byte {
 	}
 	binary.BigEndian.PutUint16(r[1:3], flags)
 	r[3] = typeCode(f.Type)
-	// Ratings outside 1–5 count as unanswered either way.
-	if f.Rating >= 1 && f.Rating <= 5 {
-		r[4] = byte(f.Rating)
-	}
+	r[4] = saturate8(f.FollowUpsSent)
+	r[37] = saturate8(f.Ratings)
+	r[38] = saturate8(f.Satisfied)
+	binary.BigEndian.PutUint16(r[39:41], uint16(min(max(f.RatingSum, 0), math.MaxUint16)))
 	binary.BigEndian.PutUint64(r[5:13], uint64(f.FirstResponse))
 	binary.BigEndian.PutUint64(r[13:21], uint64(f.Resolution))
 	binary.BigEndian.PutUint64(r[21:29], math.Float64bits(f.DraftRevision))
@@ -123,7 +128,10 @@ func decodeFacts(key, r []byte) (triage.MetricFacts, error) {
 	f := triage.MetricFacts{
 		ReceivedAt:      time.Unix(0, int64(binary.BigEndian.Uint64(key[:8])^(1<<63))),
 		Type:            typeOfCode(r[3]),
-		Rating:          int(r[4]),
+		FollowUpsSent:   int(r[4]),
+		Ratings:         int(r[37]),
+		Satisfied:       int(r[38]),
+		RatingSum:       int(binary.BigEndian.Uint16(r[39:41])),
 		Responded:       has(flagResponded),
 		FirstResponse:   time.Duration(binary.BigEndian.Uint64(r[5:13])),
 		Resolved:        has(flagResolved),
@@ -134,7 +142,6 @@ func decodeFacts(key, r []byte) (triage.MetricFacts, error) {
 		DraftRevision:   math.Float64frombits(binary.BigEndian.Uint64(r[21:29])),
 		Reviewed:        has(flagReviewed),
 		Overridden:      has(flagOverridden),
-		FollowUpSent:    has(flagFollowUpSent),
 	}
 	if has(flagCustomer) {
 		n := binary.BigEndian.Uint64(r[29:37])
@@ -146,6 +153,9 @@ func decodeFacts(key, r []byte) (triage.MetricFacts, error) {
 	}
 	return f, nil
 }
+
+// saturate8 stores a count in a byte, capped.
+func saturate8(n int) byte { return byte(min(max(n, 0), math.MaxUint8)) }
 
 // customerNumber returns the sequence number of a store-assigned customer
 // ID, if id is one: formatting the number again must give id back.
@@ -228,11 +238,19 @@ func (db *DB) Metrics(ctx context.Context, window string, from, to time.Time) (t
 }
 
 // initMetricsIndex creates the metrics index, filling it from the stored
-// tickets when the file predates it. That reads every ticket once, in Open's
-// transaction; afterwards putTicket keeps the index current.
+// tickets when the file predates it or its records are of another version
+// (every record is written in one version: a rebuild is one transaction).
+// That reads every ticket once, in Open's transaction; afterwards putTicket
+// keeps the index current.
 func initMetricsIndex(tx *bolt.Tx) error {
-	if tx.Bucket(bucketMetrics) != nil {
-		return nil
+	if b := tx.Bucket(bucketMetrics); b != nil {
+		_, v := b.Cursor().First()
+		if v == nil || (len(v) == metricsRecordSize && v[0] == metricsRecordVersion) {
+			return nil
+		}
+		if err := tx.DeleteBucket(bucketMetrics); err != nil {
+			return fmt.Errorf("drop outdated metrics index: %w", err)
+		}
 	}
 	if _, err := tx.CreateBucket(bucketMetrics); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketMetrics, err)

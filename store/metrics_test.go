@@ -41,11 +41,14 @@ func lifecycleStep(r *rand.Rand, t *triage.Ticket) {
 		}
 	case 3:
 		if !t.ResolvedAt.IsZero() {
-			t.FollowUpSentAt = t.ResolvedAt.Add(48 * time.Hour)
+			// Resolved again after a reopen, a ticket has several.
+			t.FollowUpSentAt = t.ResolvedAt.Add(time.Duration(48+len(t.FollowUps)) * time.Hour)
+			t.FollowUps = append(t.FollowUps, triage.FollowUp{SentAt: t.FollowUpSentAt})
 		}
 	case 4:
-		if !t.FollowUpSentAt.IsZero() {
+		if n := len(t.FollowUps); n > 0 {
 			t.Rating = r.IntN(6) // 0 is still unanswered
+			t.FollowUps[n-1].Rating = t.Rating
 		}
 	case 5:
 		t.Reviewed = true
@@ -76,6 +79,7 @@ func randomStore(t *testing.T, db *DB, seed uint64, n int) {
 			Body:           "help",
 			ReceivedAt:     t0.Add(time.Duration(r.Int64N(int64(90 * 24 * time.Hour)))),
 			Classification: triage.Classification{Type: triage.Types[r.IntN(4)]},
+			ClassifiedBy:   []string{"model", "rules"}[r.IntN(2)],
 			DraftRevision:  -1,
 		}
 		cust := triage.Customer{Email: fmt.Sprintf("c%d@example.com", r.IntN(60))}
@@ -180,6 +184,52 @@ func TestMetricsIndexBuiltForOlderFile(t *testing.T) {
 	}
 }
 
+// TestMetricsIndexRebuiltForOlderRecords opens a file whose index holds
+// records of an older version (version 1 kept one rating per ticket): Open
+// rebuilds the index from the tickets, so every follow-up is counted.
+func TestMetricsIndexRebuiltForOlderRecords(t *testing.T) {
+	db, path := openTest(t)
+	randomStore(t, db, 11, 120)
+	from, to := t0, t0.AddDate(0, 0, 91)
+	want := fromTickets(t, db, "90d", from, to)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMetrics)
+		old := map[string][]byte{}
+		if err := b.ForEach(func(k, v []byte) error {
+			rec := make([]byte, 37)
+			copy(rec, v)
+			rec[0] = 1
+			old[string(k)] = rec
+			return nil
+		}); err != nil {
+			return err
+		}
+		for k, v := range old {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{Clock: &fixedClock{t: t0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Metrics(context.Background(), "90d", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Metrics after rebuilding the index:\n got %s\nwant %s", showMetrics(got), showMetrics(want))
+	}
+}
+
 func TestMetricsFactsRoundTrip(t *testing.T) {
 	rec := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -192,12 +242,13 @@ func TestMetricsFactsRoundTrip(t *testing.T) {
 			ReceivedAt: rec, CustomerID: "CU-001042", Type: triage.TypeOther,
 			Responded: true, FirstResponse: -3 * time.Second, Resolved: true, Resolution: 1<<62 + 1,
 			RootCauseLogged: true, Escalated: true, DraftSent: true, DraftRevision: 0.1999999,
-			Reviewed: true, Overridden: true, FollowUpSent: true, Rating: 5,
+			Reviewed: true, Overridden: true, FollowUpsSent: 3, Ratings: 2, RatingSum: 6, Satisfied: 1,
 		}, "CU-001042"},
 		{"a long customer number", triage.MetricFacts{ReceivedAt: rec, CustomerID: "CU-12345678", Type: triage.TypeRefund}, "CU-12345678"},
 		{"a customer ID the store did not assign", triage.MetricFacts{ReceivedAt: rec, CustomerID: "CU-42", Type: triage.TypeRefund}, "#43c4d2312689e8c2"},
 		{"an unknown type", triage.MetricFacts{ReceivedAt: rec, Type: "nonsense"}, ""},
-		{"a rating out of range", triage.MetricFacts{ReceivedAt: rec, Rating: 9}, ""},
+		{"counts past their bytes", triage.MetricFacts{ReceivedAt: rec, FollowUpsSent: 300, Ratings: 256,
+			RatingSum: 70000, Satisfied: 1000}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,8 +266,8 @@ func TestMetricsFactsRoundTrip(t *testing.T) {
 			switch tt.name {
 			case "an unknown type":
 				want.Type = "?"
-			case "a rating out of range":
-				want.Rating = 0
+			case "counts past their bytes":
+				want.FollowUpsSent, want.Ratings, want.RatingSum, want.Satisfied = 255, 255, 65535, 255
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, want)

@@ -105,10 +105,10 @@ func (s *Triager) Approve(ctx context.Context, id, actor string, version int, re
 			return AuditEvent{}, err
 		}
 		now := s.Clock.Now()
-		if t.FirstResponseAt.IsZero() {
-			t.FirstResponseAt = now
-		}
-		if t.Draft != "" {
+		// The first response is taken when the reply leaves
+		// (ReplyDelivered, MarkSent), not at the click.
+		t.ReplySentAt = time.Time{}
+		if t.Draft != "" && t.DraftBy == DraftByModel {
 			t.DraftSent = true
 			t.DraftRevision = NormalizedEditDistance(t.Draft, reply)
 		}
@@ -130,13 +130,69 @@ func (s *Triager) Approve(ctx context.Context, id, actor string, version int, re
 		}
 		t.ReplyQueued = true
 		ev.Posts = append(ev.Posts, Post{Kind: PostCustomerReply, TicketID: t.ID, Channel: channel,
-			ThreadTS: thread, Actor: actor, Text: reply, CreatedAt: now})
+			ThreadTS: thread, Action: ActionReply, Actor: actor, Text: reply, CreatedAt: now})
 		return ev, nil
 	})
 	if err == nil && stale {
 		return t, fmt.Errorf("approve ticket %s: version %d shown, %d current: %w", id, version, t.DraftVersion, ErrStaleDraft)
 	}
 	return t, err
+}
+
+// ActionReply marks the PostCustomerReply carrying a reply a person
+// approved, the only customer message that is a response (SPEC section 7).
+const ActionReply = "reply"
+
+// IsReply reports whether p carries a reply a person approved, whose
+// delivery is a response: not an acknowledgement, follow-up or alert. A
+// customer reply queued before ActionReply existed has no Action.
+func IsReply(p Post) bool {
+	return p.Kind == PostCustomerReply && (p.Action == ActionReply || p.Action == "")
+}
+
+// ErrNoReplyPending is returned by MarkSent when the ticket has no
+// approved reply waiting to be sent by hand.
+var ErrNoReplyPending = errors.New("no reply waiting to be sent by hand")
+
+// ReplyDelivered records that the approved reply of a ticket reached the
+// customer at at, as its sender (Slack, SMTP, the webhook) reported: the
+// first time sets FirstResponseAt. Nothing is posted; the audit trail
+// keeps when each reply left.
+func (s *Triager) ReplyDelivered(ctx context.Context, id string, at time.Time) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		t.ReplySentAt = at
+		if t.FirstResponseAt.IsZero() {
+			t.FirstResponseAt = at
+		}
+		return AuditEvent{TicketID: t.ID, At: at, Actor: ActorSystem, Action: "reply_delivered",
+			From: t.State, To: t.State}, nil
+	})
+}
+
+// MarkSent records that actor sent the approved reply of a ticket with no
+// reply route themselves (the card offers this after such an approval), so
+// the first response counts from then. A ticket whose reply was queued to
+// a sender, was marked already, or has no approved reply gives an error
+// wrapping ErrNoReplyPending and nothing is written.
+func (s *Triager) MarkSent(ctx context.Context, id, actor string) (Ticket, error) {
+	return s.Store.Update(ctx, id, func(t *Ticket) (AuditEvent, error) {
+		if !AwaitsHandSend(*t) {
+			return AuditEvent{}, fmt.Errorf("mark reply of ticket %s sent: %w", t.ID, ErrNoReplyPending)
+		}
+		now := s.Clock.Now()
+		t.ReplySentAt = now
+		if t.FirstResponseAt.IsZero() {
+			t.FirstResponseAt = now
+		}
+		return withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: actor, Action: "marked_sent",
+			From: t.State, To: t.State, Detail: "reply sent by hand"}, PostCardUpdate), nil
+	})
+}
+
+// AwaitsHandSend reports whether t's approved reply had no way back to the
+// customer and nobody has marked it sent yet (MarkSent).
+func AwaitsHandSend(t Ticket) bool {
+	return t.Sent != "" && !t.ReplyQueued && t.ReplySentAt.IsZero()
 }
 
 // Override changes one classification field of a ticket as a person decided,
@@ -226,7 +282,12 @@ func (s *Triager) Resolve(ctx context.Context, id, actor string, r Resolution, f
 		}
 		now := s.Clock.Now()
 		t.ResolvedAt = now
-		// A ticket resolved again after a reopen gets a follow-up of its own.
+		// A ticket resolved again after a reopen gets a follow-up of its
+		// own; the last one stays in FollowUps.
+		if !t.FollowUpSentAt.IsZero() && len(t.FollowUps) == 0 {
+			// A cycle recorded before FollowUps existed.
+			t.FollowUps = []FollowUp{{SentAt: t.FollowUpSentAt, Rating: t.Rating}}
+		}
 		t.FollowUpSentAt, t.Rating = time.Time{}, 0
 		t.RootCause, t.ResolutionNote, t.ResolutionMethod, t.ResolutionAmount = r.RootCause, r.Note, r.Method, r.Amount
 		if followUpAfter > 0 {
@@ -261,6 +322,7 @@ func (s *Triager) FollowedUp(ctx context.Context, id, detail string, posts ...Po
 			return AuditEvent{}, err
 		}
 		t.FollowUpSentAt = now
+		t.FollowUps = append(t.FollowUps, FollowUp{SentAt: now})
 		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: ActorSystem, Action: "followed_up",
 			From: from, To: t.State, Detail: detail}, PostCardUpdate, PostThread)
 		ev.Posts = append(ev.Posts, posts...)
@@ -304,8 +366,15 @@ func (s *Triager) Rate(ctx context.Context, id string, rating int) (Ticket, erro
 				return AuditEvent{}, err
 			}
 		}
+		now := s.Clock.Now()
 		t.Rating = rating
-		ev := withPosts(AuditEvent{TicketID: t.ID, At: s.Clock.Now(), Actor: ActorCustomer, Action: "rated",
+		if n := len(t.FollowUps); n > 0 && t.FollowUps[n-1].SentAt.Equal(t.FollowUpSentAt) {
+			t.FollowUps[n-1].Rating, t.FollowUps[n-1].RatedAt = rating, now
+		} else {
+			// A follow-up sent before FollowUps existed.
+			t.FollowUps = append(t.FollowUps, FollowUp{SentAt: t.FollowUpSentAt, Rating: rating, RatedAt: now})
+		}
+		ev := withPosts(AuditEvent{TicketID: t.ID, At: now, Actor: ActorCustomer, Action: "rated",
 			From: from, To: t.State, Detail: fmt.Sprintf("rating %d", rating)}, PostCardUpdate, PostThread)
 		if t.State == StateReopened && t.Assignee != "" {
 			ev.Posts[1].Mentions = []string{t.Assignee}

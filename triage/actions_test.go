@@ -32,7 +32,20 @@ func (f *fixture) ticketIn(t *testing.T, ext, body, reply string) triage.Ticket 
 		return tk
 	}
 	f.tr.Drafter = &triagetest.Drafter{Result: triage.Draft{Brief: "brief", Reply: reply}}
-	tk, err := f.tr.WriteDraft(context.Background(), tk.ID, ann, "")
+	if _, err := f.tr.WriteDraft(context.Background(), tk.ID, ann, ""); err != nil {
+		t.Fatal(err)
+	}
+	return f.byModel(t, tk.ID)
+}
+
+// byModel marks the draft of ticket id as the model's, as a model drafter
+// records it.
+func (f *fixture) byModel(t *testing.T, id string) triage.Ticket {
+	t.Helper()
+	tk, err := f.store.Update(context.Background(), id, func(tk *triage.Ticket) (triage.AuditEvent, error) {
+		tk.DraftBy = triage.DraftByModel
+		return triage.AuditEvent{TicketID: id, Actor: triage.ActorSystem, Action: "drafted", From: tk.State, To: tk.State}, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +111,8 @@ func TestApproveNeedsAuthority(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != triage.StateReplied || !got.FirstResponseAt.Equal(f.clock.Now()) || got.Sent != draft ||
+	// Queued, not delivered yet: no first response.
+	if got.State != triage.StateReplied || !got.FirstResponseAt.IsZero() || got.Sent != draft ||
 		!got.Reviewed || got.Assignee != approver {
 		t.Errorf("after approval: state %s first response %v sent %q reviewed %v assignee %q",
 			got.State, got.FirstResponseAt, got.Sent, got.Reviewed, got.Assignee)
@@ -142,12 +156,16 @@ func TestApproveDraftRevision(t *testing.T) {
 	}
 }
 
-func TestApproveFirstResponseOnce(t *testing.T) {
+func TestFirstResponseOnce(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, &triagetest.Classifier{Result: calm})
 	tk := f.ticketIn(t, "m1", routine, draft)
-	first := f.clock.Advance(10 * time.Minute)
+	f.clock.Advance(10 * time.Minute)
 	if _, err := f.tr.Approve(ctx, tk.ID, agent, f.version(tk.ID), draft); err != nil {
+		t.Fatal(err)
+	}
+	first := f.clock.Advance(time.Minute)
+	if _, err := f.tr.ReplyDelivered(ctx, tk.ID, first); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(time.Hour)
@@ -159,8 +177,18 @@ func TestApproveFirstResponseOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.FirstResponseAt.Equal(first) || got.Sent != "Second answer." || got.State != triage.StateReplied {
-		t.Errorf("FirstResponseAt %v (want %v), sent %q, state %s", got.FirstResponseAt, first, got.Sent, got.State)
+	if !got.ReplySentAt.IsZero() {
+		t.Errorf("ReplySentAt %v right after the second approval, want zero until delivered", got.ReplySentAt)
+	}
+	second := f.clock.Advance(time.Minute)
+	got, err = f.tr.ReplyDelivered(ctx, tk.ID, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.FirstResponseAt.Equal(first) || !got.ReplySentAt.Equal(second) || got.Sent != "Second answer." ||
+		got.State != triage.StateReplied {
+		t.Errorf("FirstResponseAt %v (want %v), ReplySentAt %v (want %v), sent %q, state %s",
+			got.FirstResponseAt, first, got.ReplySentAt, second, got.Sent, got.State)
 	}
 }
 
@@ -615,6 +643,7 @@ func TestActionsMetrics(t *testing.T) {
 		if _, err := f.tr.WriteDraft(ctx, tk.ID, customers[i], ""); err != nil {
 			t.Fatal(err)
 		}
+		f.byModel(t, tk.ID)
 		f.clock.Advance(10 * time.Minute)
 	}
 	must := func(_ triage.Ticket, err error) {
@@ -629,6 +658,10 @@ func TestActionsMetrics(t *testing.T) {
 	// T2 (legal, escalated on arrival): approver rewrites the reply,
 	// resolved without a root cause, rated 2 (reopened).
 	must(f.tr.Approve(ctx, ids[1], approver, f.version(ids[1]), "Our legal team will contact you today."))
+	// Both replies are delivered at once.
+	for _, id := range ids[:2] {
+		must(f.tr.ReplyDelivered(ctx, id, f.clock.Now()))
+	}
 	// T3: a person overrides the type, then escalates.
 	must(f.tr.Override(ctx, ids[2], agent, "type", "billing"))
 	must(f.tr.Escalate(ctx, ids[2], agent, "support", "billing question"))

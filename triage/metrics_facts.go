@@ -21,14 +21,18 @@ type MetricFacts struct {
 	// RootCauseLogged is set when a confirmed root cause is recorded.
 	RootCauseLogged bool
 	Escalated       bool
-	DraftSent       bool
+	// DraftSent is set when a model's draft was sent (Ticket.DraftSent).
+	DraftSent bool
 	// DraftRevision is as in Ticket: negative when no model draft was sent.
 	DraftRevision float64
-	Reviewed      bool
-	Overridden    bool
-	FollowUpSent  bool
-	// Rating is the follow-up rating, 1–5, or 0 when unanswered.
-	Rating int
+	// Reviewed and Overridden are about the model's classification only:
+	// a ticket the keyword rules classified counts in neither.
+	Reviewed   bool
+	Overridden bool
+	// FollowUpsSent counts every follow-up sent, across reopens; Ratings
+	// the ratings given (1–5), RatingSum their sum and Satisfied those of
+	// 4 or 5.
+	FollowUpsSent, Ratings, RatingSum, Satisfied int
 }
 
 // FactsOf extracts the metric facts of t.
@@ -43,10 +47,26 @@ func FactsOf(t Ticket) MetricFacts {
 		Escalated:       t.Escalations > 0,
 		DraftSent:       t.DraftSent,
 		DraftRevision:   t.DraftRevision,
-		Reviewed:        t.Reviewed,
-		Overridden:      len(t.Overrides) > 0,
-		FollowUpSent:    !t.FollowUpSentAt.IsZero(),
-		Rating:          t.Rating,
+	}
+	// ClassifiedBy "model" (Assessment.By): an override of the keyword
+	// rules' reading says nothing about the model.
+	if t.ClassifiedBy == "model" {
+		f.Reviewed, f.Overridden = t.Reviewed, len(t.Overrides) > 0
+	}
+	followUps := t.FollowUps
+	if len(followUps) == 0 && !t.FollowUpSentAt.IsZero() {
+		// Recorded before FollowUps existed: the current cycle is all there is.
+		followUps = []FollowUp{{SentAt: t.FollowUpSentAt, Rating: t.Rating}}
+	}
+	for _, fu := range followUps {
+		f.FollowUpsSent++
+		if fu.Rating >= 1 && fu.Rating <= 5 {
+			f.Ratings++
+			f.RatingSum += fu.Rating
+			if fu.Rating >= 4 {
+				f.Satisfied++
+			}
+		}
 	}
 	if f.Responded {
 		f.FirstResponse = t.FirstResponseAt.Sub(t.ReceivedAt)
@@ -85,16 +105,10 @@ func (a *MetricsAccumulator) AddFacts(f MetricFacts) {
 			a.overridden++
 		}
 	}
-	if f.FollowUpSent {
-		a.followUps++
-		if f.Rating >= 1 && f.Rating <= 5 {
-			a.ratings++
-			a.ratingSum += f.Rating
-			if f.Rating >= 4 {
-				a.satisfied++
-			}
-		}
-	}
+	a.followUps += f.FollowUpsSent
+	a.ratings += f.Ratings
+	a.ratingSum += f.RatingSum
+	a.satisfied += f.Satisfied
 	if f.CustomerID != "" {
 		a.addComplaint(f.CustomerID, f.Type, f.ReceivedAt)
 	}

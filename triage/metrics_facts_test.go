@@ -24,10 +24,15 @@ func TestFactsOf(t *testing.T) {
 		DraftSent:       true,
 		DraftRevision:   0.25,
 		Reviewed:        true,
+		ClassifiedBy:    "model",
 		Overrides:       []triage.Override{{Field: "type"}},
 		FollowUpSentAt:  rec.Add(50 * time.Hour),
 		Rating:          4,
+		FollowUps:       []triage.FollowUp{{Rating: 1}, {}, {Rating: 4}},
 	}
+	legacy := triage.Ticket{ReceivedAt: rec, DraftRevision: -1, FollowUpSentAt: rec.Add(50 * time.Hour), Rating: 3}
+	rules := full
+	rules.ClassifiedBy = "rules"
 	tests := []struct {
 		name string
 		t    triage.Ticket
@@ -39,7 +44,17 @@ func TestFactsOf(t *testing.T) {
 			ReceivedAt: rec, CustomerID: "CU-000007", Type: triage.TypeBilling,
 			Responded: true, FirstResponse: 0, Resolved: true, Resolution: 90 * time.Minute,
 			RootCauseLogged: true, Escalated: true, DraftSent: true, DraftRevision: 0.25,
-			Reviewed: true, Overridden: true, FollowUpSent: true, Rating: 4,
+			Reviewed: true, Overridden: true, FollowUpsSent: 3, Ratings: 2, RatingSum: 5, Satisfied: 1,
+		}},
+		// Written before FollowUps: the current cycle counts.
+		{"one follow-up kept the old way", legacy, triage.MetricFacts{ReceivedAt: rec, DraftRevision: -1,
+			FollowUpsSent: 1, Ratings: 1, RatingSum: 3}},
+		// The keyword rules' reading is no model's: no review, no override.
+		{"classified by the rules", rules, triage.MetricFacts{
+			ReceivedAt: rec, CustomerID: "CU-000007", Type: triage.TypeBilling,
+			Responded: true, FirstResponse: 0, Resolved: true, Resolution: 90 * time.Minute,
+			RootCauseLogged: true, Escalated: true, DraftSent: true, DraftRevision: 0.25,
+			FollowUpsSent: 3, Ratings: 2, RatingSum: 5, Satisfied: 1,
 		}},
 	}
 	for _, tt := range tests {

@@ -292,7 +292,8 @@ type Ticket struct {
 	Brief string `json:"brief,omitempty"`
 	Draft string `json:"draft,omitempty"`
 	// DraftBy says who wrote Draft: DraftByModel or DraftByTemplate; ""
-	// when there is no draft.
+	// when there is no draft. Only a model's draft counts towards the AI
+	// draft acceptance rate.
 	DraftBy string `json:"draft_by,omitempty"`
 	// DraftVersion is bumped each time the text the card offers for
 	// Approve changes (a draft written, sent, or dropped on a reopen); an
@@ -309,10 +310,19 @@ type Ticket struct {
 	// DraftRevision is the normalised edit distance between the draft and the
 	// sent reply, in [0, 1]; negative when no model draft was sent.
 	DraftRevision float64 `json:"draft_revision"`
-	DraftSent     bool    `json:"draft_sent,omitempty"`
-	Reviewed      bool    `json:"reviewed,omitempty"`
+	// DraftSent is set when an approved reply started from a model's draft
+	// (DraftBy DraftByModel at the time): a template is not an AI draft.
+	DraftSent bool `json:"draft_sent,omitempty"`
+	Reviewed  bool `json:"reviewed,omitempty"`
 
-	FirstResponseAt  time.Time `json:"first_response_at"`
+	// FirstResponseAt is when the first reply a person approved reached
+	// the customer: delivered by its sender or marked sent by hand when
+	// there was no way back (Triager.ReplyDelivered, Triager.MarkSent).
+	// The automatic acknowledgement is not a reply and never sets it.
+	FirstResponseAt time.Time `json:"first_response_at"`
+	// ReplySentAt is when the latest approved reply left; zero while it
+	// has not (queued, or waiting to be sent by hand).
+	ReplySentAt      time.Time `json:"reply_sent_at"`
 	EscalatedAt      time.Time `json:"escalated_at"`
 	Escalations      int       `json:"escalations,omitempty"`
 	ResolvedAt       time.Time `json:"resolved_at"`
@@ -322,16 +332,26 @@ type Ticket struct {
 	ResolutionAmount Money     `json:"resolution_amount"`
 	Assignee         string    `json:"assignee,omitempty"`
 
+	// FollowUpDue, FollowUpSentAt and Rating are the current follow-up
+	// cycle, reset when the ticket is resolved again; FollowUps keeps
+	// every cycle for the recovery CSAT.
 	FollowUpDue    time.Time `json:"follow_up_due"`
 	FollowUpSentAt time.Time `json:"follow_up_sent_at"`
 	Rating         int       `json:"rating,omitempty"` // 1–5, 0 when unanswered
+	// FollowUps are every follow-up sent, oldest first, each with its
+	// rating: a low rating reopens the ticket, and resolving it again
+	// starts a new cycle without erasing the old one.
+	FollowUps []FollowUp `json:"follow_ups,omitempty"`
 
 	Slack SlackRef `json:"slack"`
 }
 
-// Who wrote a ticket's draft (Ticket.DraftBy).
+// Who wrote a ticket's Draft (Ticket.DraftBy).
 const (
-	DraftByModel    = "model"
+	// DraftByModel marks a draft the model wrote.
+	DraftByModel = "model"
+	// DraftByTemplate marks a draft filled in from a template, when the
+	// model was not asked or failed.
 	DraftByTemplate = "template"
 )
 
@@ -358,6 +378,15 @@ func (t *Ticket) reopen() error {
 	}
 	t.dropDraft()
 	return nil
+}
+
+// FollowUp is one follow-up sent to a ticket's customer and the rating it
+// got, if any.
+type FollowUp struct {
+	SentAt time.Time `json:"sent_at"`
+	// Rating is 1–5, 0 while unanswered.
+	Rating  int       `json:"rating,omitempty"`
+	RatedAt time.Time `json:"rated_at"`
 }
 
 // SlackRef is where a ticket's card was posted.

@@ -53,7 +53,7 @@ func (s *System) openEmail() error {
 		ml, err := intake.NewMailer(intake.MailerOptions{
 			Outbox: s.DB, Addr: cfg.SMTPAddr, Username: s.Secrets.SMTPUsername, Password: s.Secrets.SMTPPassword,
 			From: cfg.From, TLS: mode, TLSConfig: s.MailTLS,
-			Ticket: s.DB.Get, Customer: s.DB.Customer, OnFailed: s.replyFailed,
+			Ticket: s.DB.Get, Customer: s.DB.Customer, OnFailed: s.replyFailed, OnDelivered: s.replyDelivered,
 			Clock: s.Clock, Logger: s.Logger,
 		})
 		if err != nil {

@@ -280,6 +280,7 @@ func TestE2EEmail(t *testing.T) {
 	// Approve sends the reply to the customer, threaded on their message.
 	e.click(channel, cardTS, bot.ActionApprove, agentUser)
 	eventually(t, "the reply at the SMTP server", func() bool { return len(submission.sent()) > 0 })
+	eventually(t, "the reply's delivery recorded", func() bool { return !e.ticket(tk.ID).FirstResponseAt.IsZero() })
 	tk = e.ticket(tk.ID)
 	if tk.State != triage.StateReplied || tk.Sent == "" {
 		t.Fatalf("after Approve: state %s, sent %q", tk.State, tk.Sent)

@@ -72,7 +72,7 @@ func reportStore(t *testing.T) string {
 	ctx := context.Background()
 	for i, f := range tickets {
 		tk := &triage.Ticket{Source: triage.SourceEmail, ExternalID: string(rune('a' + i)), Body: "help",
-			ReceivedAt: f.received, Classification: triage.Classification{Type: f.typ}, DraftRevision: -1}
+			ReceivedAt: f.received, Classification: triage.Classification{Type: f.typ}, ClassifiedBy: "model", DraftRevision: -1}
 		created, err := db.Create(ctx, tk, triage.Customer{Email: f.email})
 		if err != nil {
 			t.Fatal(err)

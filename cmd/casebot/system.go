@@ -134,6 +134,7 @@ func (s *System) Open(ctx context.Context) error {
 	posterOpts.Clock, posterOpts.Location, posterOpts.Logger = s.Clock, loc, s.Logger
 	posterOpts.EscalationChannel = s.Config.Slack.EscalationChannel
 	posterOpts.OnDropped = s.postDropped
+	posterOpts.OnDelivered = s.replyDelivered
 	posterOpts.Alerts = db
 	s.Posts = bot.NewPoster(s.api, db, db, db, posterOpts)
 	pipeOpts := s.Drafts
@@ -164,7 +165,7 @@ func (s *System) Open(ctx context.Context) error {
 	if s.Secrets.WebhookSecret != "" {
 		s.Outbound = intake.NewOutbound(intake.OutboundOptions{
 			Outbox: db, Ticket: db.Get, Secret: []byte(s.Secrets.WebhookSecret),
-			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger,
+			OnFailed: s.replyFailed, OnDelivered: s.replyDelivered, Clock: s.Clock, Logger: s.Logger,
 		})
 	}
 	if err := s.openScheduler(loc); err != nil {
@@ -226,6 +227,19 @@ func (k kicker) Kick() { k() }
 func (s *System) kick() {
 	for _, k := range s.kickers {
 		k()
+	}
+}
+
+// replyDelivered records that a reply a person approved reached the
+// customer, which is what the first response time measures; the automatic
+// acknowledgement, follow-ups and alerts are no response (triage.IsReply).
+// A ticket deleted meanwhile has nothing left to record.
+func (s *System) replyDelivered(p triage.Post, at time.Time) {
+	if !triage.IsReply(p) {
+		return
+	}
+	if _, err := s.Triager.ReplyDelivered(context.Background(), p.TicketID, at); err != nil && !errors.Is(err, triage.ErrNotFound) {
+		s.Logger.Error("record reply delivery", "ticket", p.TicketID, "post", p.ID, "err", err)
 	}
 }
 

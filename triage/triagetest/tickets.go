@@ -383,6 +383,7 @@ func cloneTicket(t triage.Ticket) triage.Ticket {
 	t.Triggers = slices.Clone(t.Triggers)
 	t.Route.Mentions = slices.Clone(t.Route.Mentions)
 	t.Overrides = slices.Clone(t.Overrides)
+	t.FollowUps = slices.Clone(t.FollowUps)
 	return t
 }
 
