@@ -270,7 +270,9 @@ func (s *System) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if s.Ratings != nil {
-		mux.Handle("GET "+intake.RatingPath, s.Ratings.Handler(intake.RecordRating(s.Triager.Rate), s.Logger))
+		// GET (and so HEAD) only shows the confirmation page; its form's
+		// POST records. Other methods reach the handler for its 405.
+		mux.Handle(intake.RatingPath, s.Ratings.Handler(intake.RecordRating(s.Triager.Rate), s.Logger))
 	}
 	mux.Handle("GET /metrics", s.metrics.handler(s.Logger))
 	if s.Secrets.WebhookSecret != "" {
