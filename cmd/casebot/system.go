@@ -79,6 +79,9 @@ type System struct {
 	kickers  []func()
 	email    emailParts
 	metrics  *promMetrics
+
+	// replyAllow is http.reply_url_allow, for the webhook and Outbound.
+	replyAllow *intake.ReplyURLAllow
 }
 
 // Open builds every part; nothing runs until Run.
@@ -154,10 +157,14 @@ func (s *System) Open(ctx context.Context) error {
 	}
 	s.App = app
 
+	if s.replyAllow, err = intake.ParseReplyURLAllow(s.Config.HTTP.ReplyURLAllow); err != nil {
+		s.Close()
+		return fmt.Errorf("config: http.reply_url_allow: %w", err)
+	}
 	if s.Secrets.WebhookSecret != "" {
 		s.Outbound = intake.NewOutbound(intake.OutboundOptions{
 			Outbox: db, Ticket: db.Get, Secret: []byte(s.Secrets.WebhookSecret),
-			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger,
+			OnFailed: s.replyFailed, Clock: s.Clock, Logger: s.Logger, ReplyURLAllow: s.replyAllow,
 		})
 	}
 	if err := s.openScheduler(loc); err != nil {
@@ -278,7 +285,7 @@ func (s *System) Handler() http.Handler {
 	if s.Secrets.WebhookSecret != "" {
 		mux.Handle("/v1/tickets", intake.NewWebhook(intake.WebhookOptions{
 			Secret: []byte(s.Secrets.WebhookSecret), Intake: s.Triager.Intake, Enqueue: s.Pipeline.Classify,
-			Clock: s.Clock, Logger: s.Logger,
+			Clock: s.Clock, Logger: s.Logger, ReplyURLAllow: s.replyAllow,
 		}))
 	} else {
 		mux.HandleFunc("/v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
