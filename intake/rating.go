@@ -50,7 +50,7 @@ var ErrAlreadyRated = triage.ErrAlreadyRated
 // RecordRating builds one from the Triager's Rate.
 type RateFunc func(ctx context.Context, ticketID string, rating int) error
 
-// RatingLinker makes and checks the one-click rating links sent with the
+// RatingLinker makes and checks the rating links sent with the
 // follow-up of email and webhook tickets (SPEC section 6). A link names the
 // ticket, the rating and an expiry, signed with HMAC-SHA256 so that nobody
 // can rate a ticket, or change a rating, without the link casebot sent.
