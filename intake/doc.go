@@ -59,5 +59,8 @@
 // there as {"ticket_id", "external_id", "text", "sent_at"} with the same two
 // signature headers, plus X-Casebot-Delivery naming the outbox post so the
 // receiver can drop a repeat delivery (a reply whose success response was
-// lost is sent again).
+// lost is sent again). A reply_url may not target an internal address
+// (loopback, private, link-local, localhost and the like) unless the
+// operator allows it (ReplyURLAllow); the webhook refuses one with 400 and
+// the Outbound checks again on every connection.
 package intake

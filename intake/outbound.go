@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -53,10 +54,18 @@ type OutboundOptions struct {
 	// sent again after a failure to mark it done is told again. Called from
 	// Run's goroutine; nil ignores.
 	OnDelivered func(post triage.Post, at time.Time)
-	// Client sends the requests; a client with Timeout and no redirects
-	// when nil. Redirects are never followed: a POST must not become a GET
-	// or go somewhere the sender did not name.
+	// Client sends the requests; when nil, a client with Timeout, no
+	// redirects, no proxy and a dial check that connects only to public
+	// addresses or those ReplyURLAllow permits. Redirects are never
+	// followed: a POST must not become a GET or go somewhere the sender did
+	// not name. There is no proxy because the dial check must see the
+	// receiver's address, not a proxy's. A Client given here is used as it
+	// is, with its own checks.
 	Client *http.Client
+	// ReplyURLAllow lists the internal hosts reply URLs may target
+	// (http.reply_url_allow); nil allows only public addresses. Checked
+	// before each reply and, with the default Client, on every connection.
+	ReplyURLAllow *ReplyURLAllow
 	// Clock stamps sent_at and the signature; the system clock when nil.
 	Clock triage.Clock
 	// MaxAttempts, BaseDelay, MaxDelay, Timeout and Poll default to the
@@ -108,7 +117,11 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 		opts.Clock = triage.SystemClock{}
 	}
 	if opts.Client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil
+		tr.DialContext = replyDialContext(opts.ReplyURLAllow, &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 		opts.Client = &http.Client{
+			Transport:     tr,
 			Timeout:       opts.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
@@ -119,8 +132,9 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 		onFailed: opts.OnFailed, onDelivered: opts.OnDelivered, clock: opts.Clock, maxAttempts: opts.MaxAttempts, baseDelay: opts.BaseDelay, maxDelay: opts.MaxDelay, poll: opts.Poll,
 		errDelivery: ErrDelivery, errRefused: ErrRefused,
 		prepare: o.prepare, send: o.send,
-		// Every failed POST may pass later; the receiver can say when.
-		classify: func(err error) (bool, time.Duration) { return false, retryAfterHint(err) },
+		// Every failed POST may pass later, the receiver can say when, but
+		// one to an internal address never will.
+		classify: func(err error) (bool, time.Duration) { return errors.Is(err, ErrRefused), retryAfterHint(err) },
 		// A repeat carries the same X-Casebot-Delivery.
 		logSent: "reply delivered", logNotDone: "delivered but not marked done",
 	}
@@ -129,7 +143,9 @@ func NewOutbound(opts OutboundOptions) *Outbound {
 }
 
 // prepare settles the replies that are not POSTed: one without reply URL is
-// done at once, one whose URL is not http(s) is refused.
+// done at once, one whose URL is not http(s) or targets an internal address
+// ReplyURLAllow does not permit is refused (stored before intake checked
+// it, or before the allow-list changed).
 func (o *Outbound) prepare(ctx context.Context, p triage.Post) (handled, left bool) {
 	if p.ThreadTS == "" {
 		// No reply_url: Approve recorded the decision and the card shows
@@ -142,7 +158,11 @@ func (o *Outbound) prepare(ctx context.Context, p triage.Post) (handled, left bo
 		log.LogAttrs(ctx, slog.LevelInfo, "outbound webhook: ticket has no reply URL; reply is shown on the card to copy")
 		return true, true
 	}
-	if err := checkReplyURL(p.ThreadTS); err != nil {
+	err := checkReplyURL(p.ThreadTS)
+	if err == nil {
+		err = checkReplyTarget(p.ThreadTS, o.opts.ReplyURLAllow)
+	}
+	if err != nil {
 		o.park(ctx, p, fmt.Errorf("%w: %w", ErrRefused, err))
 		return true, false
 	}
@@ -193,6 +213,9 @@ func (o *Outbound) send(ctx context.Context, p triage.Post) error {
 		// the error keeps only the cause.
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
+		}
+		if errors.Is(err, ErrInternalAddress) {
+			return fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		return fmt.Errorf("%w: %w", ErrDelivery, err)
 	}

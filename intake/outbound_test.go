@@ -54,6 +54,18 @@ func (rc *receiver) requests() []receivedReply {
 	return append([]receivedReply(nil), rc.got...)
 }
 
+// allowLoopback lets replies reach the httptest receivers, as
+// http.reply_url_allow: [127.0.0.1/32] does for the demo.
+var allowLoopback = mustAllow("127.0.0.1/32")
+
+func mustAllow(entries ...string) *ReplyURLAllow {
+	a, err := ParseReplyURLAllow(entries)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
 // outFixture is an Outbound over the in-memory store's outbox, with retries
 // due at once so tests drive it with drain and never sleep.
 type outFixture struct {
@@ -79,6 +91,7 @@ func newOutFixtureOn(tickets *triagetest.Tickets, maxAttempts int) *outFixture {
 	f.out = NewOutbound(OutboundOptions{
 		Outbox: f.tickets, Ticket: f.tickets.Get, Secret: secret, Clock: triagetest.NewClock(t0),
 		MaxAttempts: maxAttempts, BaseDelay: time.Nanosecond, MaxDelay: time.Nanosecond,
+		ReplyURLAllow: allowLoopback,
 		OnFailed: func(p triage.Post, err error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -205,6 +218,9 @@ func TestOutboundSkipsAndRefuses(t *testing.T) {
 		{"ftp", "ftp://files.example/r", triage.PostCustomerReply, false, true, 0},
 		{"javascript", "javascript:alert(1)", triage.PostCustomerReply, false, true, 0},
 		{"credentials", "https://u:p@hooks.example/r", triage.PostCustomerReply, false, true, 0},
+		{"cloud metadata address", "http://169.254.169.254/latest/meta-data/", triage.PostCustomerReply, false, true, 0},
+		{"private address", "http://10.0.0.1:8080/r", triage.PostCustomerReply, false, true, 0},
+		{"localhost beside the allowed 127.0.0.1", "http://[::1]/r", triage.PostCustomerReply, false, true, 0},
 		{"not a reply", rc.srv.URL, triage.PostThread, false, true, 0},
 	}
 	for _, tt := range tests {
@@ -288,7 +304,7 @@ func TestOutboundRunAndKick(t *testing.T) {
 	delivered := make(chan struct{}, 1)
 	tickets := triagetest.NewTickets(nil)
 	out := NewOutbound(OutboundOptions{Outbox: tickets, Ticket: tickets.Get, Secret: secret,
-		Poll: time.Hour, Client: &http.Client{Transport: notify{http.DefaultTransport, delivered}}})
+		Poll: time.Hour, ReplyURLAllow: allowLoopback, Client: &http.Client{Transport: notify{http.DefaultTransport, delivered}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- out.Run(ctx) }()

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"html/template"
+	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,6 +31,10 @@ const DefaultRatingTTL = 14 * 24 * time.Hour
 // short ("CB-000042").
 const maxRatingTicketID = 64
 
+// maxRatingForm bounds the body of the confirmation form's POST: four
+// short fields.
+const maxRatingForm = 1 << 10
+
 // ratingSigVersion names the MAC's input format, so the scheme can change
 // without a link of one format verifying as another.
 const ratingSigVersion = "rate.v1"
@@ -44,7 +50,7 @@ var ErrAlreadyRated = triage.ErrAlreadyRated
 // RecordRating builds one from the Triager's Rate.
 type RateFunc func(ctx context.Context, ticketID string, rating int) error
 
-// RatingLinker makes and checks the one-click rating links sent with the
+// RatingLinker makes and checks the rating links sent with the
 // follow-up of email and webhook tickets (SPEC section 6). A link names the
 // ticket, the rating and an expiry, signed with HMAC-SHA256 so that nobody
 // can rate a ticket, or change a rating, without the link casebot sent.
@@ -107,8 +113,7 @@ func (l *RatingLinker) verify(q url.Values) (string, int, error) {
 	if id == "" || len(id) > maxRatingTicketID || strings.Contains(id, "|") || len(r) != 1 || r[0] < '1' || r[0] > '5' {
 		return "", 0, errForged
 	}
-	got, err := hex.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, l.mac(id, r, exp)) {
+	if !equalHexMAC(sig, l.mac(id, r, exp)) {
 		return "", 0, errForged
 	}
 	sec, err := strconv.ParseInt(exp, 10, 64)
@@ -121,74 +126,150 @@ func (l *RatingLinker) verify(q url.Values) (string, int, error) {
 	return id, int(r[0] - '0'), nil
 }
 
-// Handler serves RatingPath: a GET of a valid link records the
-// rating through rate and answers a small thank-you page. A forged or
-// tampered link gets 403, an expired one 410, each with a plain page; a
-// second click of a used link says the rating is already recorded (200).
-// Pages are HTML with every value escaped; nothing the link carries is
-// echoed but the rating digit. log may be nil.
+// ratingAllow lists the methods of RatingPath, for a 405's Allow.
+const ratingAllow = "GET, HEAD, POST"
+
+// Handler serves RatingPath. Opening a link (GET or HEAD) changes nothing:
+// mail scanners and link previews fetch links nobody clicked, so a valid
+// link shows a confirmation page whose form POSTs the same signed fields,
+// and only that POST records the rating through rate and answers a
+// thank-you page. A forged or tampered link gets 403, an expired one 410,
+// each with a plain page, whether opened or posted; a second POST of a used
+// link says the rating is already recorded (200). A POST must be a small
+// application/x-www-form-urlencoded body (415, 413 otherwise). Pages are
+// HTML with every value escaped and no scripts; nothing the link carries is
+// shown but the rating digit. log may be nil.
 func (l *RatingLinker) Handler(rate RateFunc, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			ratingPage(w, http.StatusMethodNotAllowed, "Not available", "This page only opens from the link in our message.")
-			return
-		}
-		id, rating, err := l.verify(r.URL.Query())
-		switch {
-		case errors.Is(err, errExpired):
-			ratingPage(w, http.StatusGone, "This link has expired",
-				"Rating links work for a limited time. Thank you all the same; you can reply to our message instead.")
-			return
-		case err != nil:
-			ratingPage(w, http.StatusForbidden, "This link is not valid",
-				"Please use the link exactly as it appears in our message.")
-			return
-		}
-		err = rate(r.Context(), id, rating)
-		switch {
-		case err == nil:
-			log.Info("rating recorded", "ticket", id, "rating", rating)
-			ratingPage(w, http.StatusOK, "Thank you!", "We have recorded your rating of "+strconv.Itoa(rating)+
-				" out of 5. It helps us do better.")
-		case errors.Is(err, ErrAlreadyRated):
-			ratingPage(w, http.StatusOK, "Already recorded", "Your rating was already recorded. Thank you!")
-		case errors.Is(err, triage.ErrInvalidTransition):
-			ratingPage(w, http.StatusConflict, "Nothing to rate now",
-				"This request is no longer waiting for a rating. Thank you all the same.")
-		case errors.Is(err, triage.ErrNotFound):
-			ratingPage(w, http.StatusGone, "Nothing to rate",
-				"We could not find this request any more. Thank you all the same.")
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			l.confirm(w, r.URL.Query())
+		case http.MethodPost:
+			l.record(w, r, rate, log)
 		default:
-			log.Error("record rating", "ticket", id, "err", err)
-			w.Header().Set("Retry-After", "60")
-			ratingPage(w, http.StatusServiceUnavailable, "Please try again",
-				"We could not record your rating just now. Please open the link again in a minute.")
+			w.Header().Set("Allow", ratingAllow)
+			ratingPage(w, http.StatusMethodNotAllowed, "Not available", "This page only opens from the link in our message.")
 		}
 	})
 }
 
-var ratingTemplate = template.Must(template.New("rating").Parse(`<!doctype html>
+// refused answers a link verify did not accept and reports whether it did.
+func refused(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, errExpired):
+		ratingPage(w, http.StatusGone, "This link has expired",
+			"Rating links work for a limited time. Thank you all the same; you can reply to our message instead.")
+	default:
+		ratingPage(w, http.StatusForbidden, "This link is not valid",
+			"Please use the link exactly as it appears in our message.")
+	}
+	return true
+}
+
+// confirm shows the page that asks for the click which records the rating.
+func (l *RatingLinker) confirm(w http.ResponseWriter, q url.Values) {
+	_, rating, err := l.verify(q)
+	if refused(w, err) {
+		return
+	}
+	writeRatingPage(w, http.StatusOK, ratingConfirmTemplate, struct {
+		Rating         int
+		T, R, Exp, Sig string
+	}{rating, q.Get("t"), q.Get("r"), q.Get("exp"), q.Get("sig")})
+}
+
+// record checks a POST of the confirmation form and records its rating.
+// Only the body counts: the query of the page's URL is not the form.
+func (l *RatingLinker) record(w http.ResponseWriter, r *http.Request, rate RateFunc, log *slog.Logger) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		ratingPage(w, http.StatusUnsupportedMediaType, "Not available", "Please use the button on the rating page.")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRatingForm))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		ratingPage(w, http.StatusRequestEntityTooLarge, "Not available", "Please use the button on the rating page.")
+		return
+	}
+	var form url.Values
+	if err == nil {
+		form, err = url.ParseQuery(string(body))
+	}
+	if err != nil {
+		ratingPage(w, http.StatusBadRequest, "Not available", "Please use the button on the rating page.")
+		return
+	}
+	id, rating, err := l.verify(form)
+	if refused(w, err) {
+		return
+	}
+	err = rate(r.Context(), id, rating)
+	switch {
+	case err == nil:
+		log.Info("rating recorded", "ticket", id, "rating", rating)
+		ratingPage(w, http.StatusOK, "Thank you!", "We have recorded your rating of "+strconv.Itoa(rating)+
+			" out of 5. It helps us do better.")
+	case errors.Is(err, ErrAlreadyRated):
+		ratingPage(w, http.StatusOK, "Already recorded", "Your rating was already recorded. Thank you!")
+	case errors.Is(err, triage.ErrInvalidTransition):
+		ratingPage(w, http.StatusConflict, "Nothing to rate now",
+			"This request is no longer waiting for a rating. Thank you all the same.")
+	case errors.Is(err, triage.ErrNotFound):
+		ratingPage(w, http.StatusGone, "Nothing to rate",
+			"We could not find this request any more. Thank you all the same.")
+	default:
+		log.Error("record rating", "ticket", id, "err", err)
+		w.Header().Set("Retry-After", "60")
+		ratingPage(w, http.StatusServiceUnavailable, "Please try again",
+			"We could not record your rating just now. Please try again in a minute.")
+	}
+}
+
+// ratingHead is the head and body style every rating page shares.
+const ratingHead = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>{{.Title}}</title></head>
+<meta name="robots" content="noindex">`
+
+var ratingTemplate = template.Must(template.New("rating").Parse(ratingHead + `<title>{{.Title}}</title></head>
 <body style="font-family: sans-serif; max-width: 32em; margin: 3em auto; padding: 0 1em">
 <h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
 `))
 
-// ratingPage writes a small page; html/template escapes its text. The page
-// may not be framed or cached: it answers a one-time action.
+// ratingConfirmTemplate's form has no action, so it posts to the page's own
+// URL, wherever a proxy serves it.
+var ratingConfirmTemplate = template.Must(template.New("confirm").Parse(ratingHead + `<title>Rate our help</title></head>
+<body style="font-family: sans-serif; max-width: 32em; margin: 3em auto; padding: 0 1em">
+<h1>Rate our help</h1><p>You chose {{.Rating}} out of 5. Press the button to send your rating.</p>
+<form method="post">
+<input type="hidden" name="t" value="{{.T}}">
+<input type="hidden" name="r" value="{{.R}}">
+<input type="hidden" name="exp" value="{{.Exp}}">
+<input type="hidden" name="sig" value="{{.Sig}}">
+<button type="submit" style="font-size: 1.2em; padding: 0.5em 1em">Send my rating of {{.Rating}} out of 5</button>
+</form></body></html>
+`))
+
+// ratingPage writes a page of title and body text.
 func ratingPage(w http.ResponseWriter, status int, title, body string) {
+	writeRatingPage(w, status, ratingTemplate, struct{ Title, Body string }{title, body})
+}
+
+// writeRatingPage writes a small page; html/template escapes its values.
+// The page may not be framed or cached: it answers a one-time action. Its
+// form may post only back to casebot.
+func writeRatingPage(w http.ResponseWriter, status int, t *template.Template, data any) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
-	_ = ratingTemplate.Execute(w, struct{ Title, Body string }{title, body})
+	_ = t.Execute(w, data)
 }
 
 // RecordRating builds the RateFunc of the rating links from the Triager's

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +42,11 @@ func (r *recorder) rate(_ context.Context, id string, rating int) error {
 
 func get(t *testing.T, h http.Handler, link string) (int, string) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, link, nil)
+	return serve(t, h, httptest.NewRequest(http.MethodGet, link, nil))
+}
+
+func serve(t *testing.T, h http.Handler, req *http.Request) (int, string) {
+	t.Helper()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	body, _ := io.ReadAll(w.Result().Body)
@@ -48,6 +54,41 @@ func get(t *testing.T, h http.Handler, link string) (int, string) {
 		t.Errorf("Content-Type %q", ct)
 	}
 	return w.Code, string(body)
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
+
+// formOf returns the fields of the confirmation page's form, as a browser
+// would submit them.
+func formOf(t *testing.T, page string) url.Values {
+	t.Helper()
+	if !strings.Contains(page, `<form method="post"`) {
+		t.Fatalf("page has no POST form: %s", page)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return form
+}
+
+// postForm POSTs form to link as the confirmation page's button does.
+func postForm(t *testing.T, h http.Handler, link string, form url.Values) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, link, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return serve(t, h, req)
+}
+
+// click opens link and, when it shows the confirmation page, presses its
+// button: what a customer does.
+func click(t *testing.T, h http.Handler, link string) (int, string) {
+	t.Helper()
+	code, page := get(t, h, link)
+	if code != http.StatusOK {
+		return code, page
+	}
+	return postForm(t, h, link, formOf(t, page))
 }
 
 // withQuery rewrites one query parameter of a link.
@@ -61,6 +102,16 @@ func withQuery(t *testing.T, link, key, value string) string {
 	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// queryOf returns link's query.
+func queryOf(t *testing.T, link string) url.Values {
+	t.Helper()
+	p, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Query()
 }
 
 func TestRatingLinkShape(t *testing.T) {
@@ -108,6 +159,8 @@ func TestRatingHandler(t *testing.T) {
 			want: http.StatusForbidden},
 		{name: "rating out of range", link: withQuery(t, valid, "r", "9"), want: http.StatusForbidden},
 		{name: "missing signature", link: withQuery(t, valid, "sig", ""), want: http.StatusForbidden},
+		{name: "upper-case signature", link: withQuery(t, valid, "sig", strings.ToUpper(queryOf(t, valid).Get("sig"))),
+			want: http.StatusForbidden},
 		{name: "expired", link: valid, advance: time.Hour, want: http.StatusGone, contains: "expired"},
 		{name: "forged and expired", link: withQuery(t, valid, "sig", strings.Repeat("00", 32)), advance: 2 * time.Hour,
 			want: http.StatusForbidden},
@@ -122,7 +175,7 @@ func TestRatingHandler(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock.Set(ratingT0.Add(tc.advance))
 			rec := &recorder{err: tc.rateErr}
-			code, body := get(t, l.Handler(rec.rate, nil), tc.link)
+			code, body := click(t, l.Handler(rec.rate, nil), tc.link)
 			if code != tc.want {
 				t.Errorf("status %d, want %d: %s", code, tc.want, body)
 			}
@@ -141,11 +194,108 @@ func TestRatingHandler(t *testing.T) {
 
 func TestRatingHandlerRefusesOtherMethods(t *testing.T) {
 	l := newLinker(triagetest.NewClock(ratingT0))
-	rec := &recorder{}
-	w := httptest.NewRecorder()
-	l.Handler(rec.rate, nil).ServeHTTP(w, httptest.NewRequest(http.MethodPost, l.Link("CB-1", 5), nil))
-	if w.Code != http.StatusMethodNotAllowed || len(rec.calls) != 0 {
-		t.Errorf("POST: status %d, calls %v", w.Code, rec.calls)
+	for _, method := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		rec := &recorder{}
+		w := httptest.NewRecorder()
+		l.Handler(rec.rate, nil).ServeHTTP(w, httptest.NewRequest(method, l.Link("CB-1", 5), nil))
+		if w.Code != http.StatusMethodNotAllowed || len(rec.calls) != 0 || w.Header().Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("%s: status %d, Allow %q, calls %v", method, w.Code, w.Header().Get("Allow"), rec.calls)
+		}
+	}
+}
+
+// TestRatingOpeningRecordsNothing: mail scanners and link previews fetch
+// links without a click, so opening a link only shows the confirmation
+// page, whose form carries the signed link.
+func TestRatingOpeningRecordsNothing(t *testing.T) {
+	l := newLinker(triagetest.NewClock(ratingT0))
+	link := l.Link("CB-000042", 1)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		t.Run(method, func(t *testing.T) {
+			rec := &recorder{}
+			h := l.Handler(rec.rate, nil)
+			for range 3 {
+				code, page := serve(t, h, httptest.NewRequest(method, link, nil))
+				if code != http.StatusOK {
+					t.Errorf("status %d: %s", code, page)
+				}
+				if method == http.MethodGet {
+					u, _ := url.Parse(link)
+					if got := formOf(t, page); got.Encode() != u.Query().Encode() {
+						t.Errorf("form %v, want the link's query %v", got, u.Query())
+					}
+					if !strings.Contains(page, "1 out of 5") || strings.Contains(page, "<script") {
+						t.Errorf("page: %s", page)
+					}
+				}
+			}
+			if len(rec.calls) != 0 {
+				t.Errorf("%s recorded %v", method, rec.calls)
+			}
+		})
+	}
+}
+
+// TestRatingPostRefused: only a POST of the form with a valid signed link
+// records; each other POST is refused before rate is called.
+func TestRatingPostRefused(t *testing.T) {
+	clock := triagetest.NewClock(ratingT0)
+	l := newLinker(clock)
+	l.TTL = time.Hour
+	u, _ := url.Parse(l.Link("CB-000042", 4))
+	valid := u.Query()
+	with := func(key, value string) url.Values {
+		q := url.Values{}
+		for k, v := range valid {
+			q[k] = v
+		}
+		q.Set(key, value)
+		return q
+	}
+	cases := []struct {
+		name    string
+		body    string
+		ctype   string
+		advance time.Duration
+		want    int
+	}{
+		{name: "valid", body: valid.Encode(), want: http.StatusOK},
+		{name: "upper-case signature", body: with("sig", strings.ToUpper(valid.Get("sig"))).Encode(), want: http.StatusForbidden},
+		{name: "forged signature", body: with("sig", strings.Repeat("ab", 32)).Encode(), want: http.StatusForbidden},
+		{name: "no signature", body: with("sig", "").Encode(), want: http.StatusForbidden},
+		{name: "empty body", body: "", want: http.StatusForbidden},
+		{name: "expired", body: valid.Encode(), advance: time.Hour, want: http.StatusGone},
+		{name: "JSON", body: `{"t":"CB-000042"}`, ctype: "application/json", want: http.StatusUnsupportedMediaType},
+		{name: "no content type", body: valid.Encode(), ctype: "-", want: http.StatusUnsupportedMediaType},
+		{name: "multipart", body: valid.Encode(), ctype: "multipart/form-data; boundary=x", want: http.StatusUnsupportedMediaType},
+		{name: "oversized", body: valid.Encode() + "&pad=" + strings.Repeat("x", maxRatingForm), want: http.StatusRequestEntityTooLarge},
+		{name: "bad encoding", body: "t=%zz", want: http.StatusBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clock.Set(ratingT0.Add(tc.advance))
+			rec := &recorder{}
+			// The query holds a valid link: only the body counts.
+			req := httptest.NewRequest(http.MethodPost, u.String(), strings.NewReader(tc.body))
+			switch tc.ctype {
+			case "":
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			case "-":
+			default:
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			code, page := serve(t, l.Handler(rec.rate, nil), req)
+			if code != tc.want {
+				t.Errorf("status %d, want %d: %s", code, tc.want, page)
+			}
+			wantCalls := 0
+			if tc.want == http.StatusOK {
+				wantCalls = 1
+			}
+			if len(rec.calls) != wantCalls {
+				t.Errorf("rate called %v, want %d calls", rec.calls, wantCalls)
+			}
+		})
 	}
 }
 
@@ -181,7 +331,7 @@ func TestRatingReplayIsIdempotent(t *testing.T) {
 	l := newLinker(clock)
 	h := l.Handler(RecordRating(tr.Rate), nil)
 
-	code, body := get(t, h, l.Link(id, 1))
+	code, body := click(t, h, l.Link(id, 1))
 	if code != http.StatusOK || !strings.Contains(body, "Thank you") {
 		t.Fatalf("first click: %d %s", code, body)
 	}
@@ -191,7 +341,7 @@ func TestRatingReplayIsIdempotent(t *testing.T) {
 	}
 	// The same link again, and another rating's link: neither changes it.
 	for _, link := range []string{l.Link(id, 1), l.Link(id, 5)} {
-		code, body = get(t, h, link)
+		code, body = click(t, h, link)
 		if code != http.StatusOK || !strings.Contains(body, "already recorded") {
 			t.Errorf("replay: %d %s", code, body)
 		}
@@ -295,7 +445,7 @@ func TestRatingLinkRule(t *testing.T) {
 			}
 			before, _ := store.Get(context.Background(), id)
 			l := newLinker(clock)
-			code, body := get(t, l.Handler(RecordRating(tr.Rate), nil), l.Link(id, tc.click))
+			code, body := click(t, l.Handler(RecordRating(tr.Rate), nil), l.Link(id, tc.click))
 			if code != tc.code || !strings.Contains(body, tc.page) {
 				t.Errorf("status %d, want %d with %q: %s", code, tc.code, tc.page, body)
 			}

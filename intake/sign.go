@@ -40,14 +40,14 @@ func mac(secret []byte, ts string, body []byte) []byte {
 // differently, as they would for a sender that formats it itself.
 func verifySignature(secret []byte, ts, header string, body []byte) bool {
 	hexMAC, ok := strings.CutPrefix(strings.TrimSpace(header), signatureVersion)
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexMAC)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(got, mac(secret, ts, body))
+	return ok && equalHexMAC(hexMAC, mac(secret, ts, body))
+}
+
+// equalHexMAC reports in constant time whether got is want in the one form
+// casebot writes and documents, lower-case hex: a signature has exactly one
+// spelling, so a signed value cannot be varied and still verify.
+func equalHexMAC(got string, want []byte) bool {
+	return hmac.Equal([]byte(got), []byte(hex.EncodeToString(want)))
 }
 
 // checkTimestamp parses a unix-seconds timestamp and reports whether it is

@@ -44,6 +44,9 @@ type WebhookOptions struct {
 	// Window is how far a signature timestamp may be from Clock, either
 	// way; DefaultWindow when 0.
 	Window time.Duration
+	// ReplyURLAllow lists the internal hosts a reply_url may target
+	// (http.reply_url_allow); nil refuses every internal address.
+	ReplyURLAllow *ReplyURLAllow
 	// Logger receives one line per refused or failed request; discarded
 	// when nil. Bodies and secrets are never logged.
 	Logger *slog.Logger
@@ -187,6 +190,11 @@ func (h *webhook) check(w http.ResponseWriter, r *http.Request) (triage.Inbound,
 	if err == nil {
 		in, err = l.inbound(inboundOptions{source: triage.SourceWebhook, channels: webhookChannels,
 			requireCustomer: true, now: now, skew: h.opts.Window})
+	}
+	if err == nil && in.ReplyTo != "" {
+		if terr := checkReplyTarget(in.ReplyTo, h.opts.ReplyURLAllow); terr != nil {
+			err = &FieldError{Code: CodeInvalidField, Field: "reply_url", Detail: terr.Error()}
+		}
 	}
 	if err != nil {
 		fe, ok := errors.AsType[*FieldError](err)

@@ -367,6 +367,9 @@ func TestWebhookRejects(t *testing.T) {
 		{"signature without version", with(validBody, func(r *http.Request) {
 			r.Header.Set(HeaderSignature, strings.TrimPrefix(r.Header.Get(HeaderSignature), "v1="))
 		}), 401, "invalid_signature", ""},
+		{"signature in upper-case hex", with(validBody, func(r *http.Request) {
+			r.Header.Set(HeaderSignature, "v1="+strings.ToUpper(strings.TrimPrefix(r.Header.Get(HeaderSignature), "v1=")))
+		}), 401, "invalid_signature", ""},
 		{"signature not hex", with(validBody, func(r *http.Request) { r.Header.Set(HeaderSignature, "v1=zz") }), 401, "invalid_signature", ""},
 		{"body 256 KB + 1", body(string(big(DefaultMaxBody + 1))), 413, "body_too_large", ""},
 		{"body 256 KB + 1 without length", with(string(big(DefaultMaxBody+1)), func(r *http.Request) { r.ContentLength = -1 }), 413, "body_too_large", ""},

@@ -27,6 +27,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/casebot/casebot/intake"
 	"github.com/casebot/casebot/triage"
 )
 
@@ -85,6 +86,11 @@ type HTTPConfig struct {
 	// one-click rating links of email and webhook follow-ups; empty sends
 	// those follow-ups without links.
 	PublicURL string `yaml:"public_url"`
+	// ReplyURLAllow lists the internal hosts (names, addresses or CIDR
+	// prefixes) a webhook's reply_url may target after all; casebot
+	// otherwise refuses loopback, private and link-local addresses so a
+	// webhook cannot make it POST into its own network.
+	ReplyURLAllow []string `yaml:"reply_url_allow"`
 }
 
 // StoreConfig configures the bbolt store.
@@ -592,8 +598,9 @@ func (d *configDecoder) config(root ast.Node, c *Config) {
 			"ignore_bots":        d.strList(&c.Slack.IgnoreBots),
 		}),
 		"http": d.section(yamlFields{
-			"addr":       d.str(&c.HTTP.Addr),
-			"public_url": d.str(&c.HTTP.PublicURL),
+			"addr":            d.str(&c.HTTP.Addr),
+			"public_url":      d.str(&c.HTTP.PublicURL),
+			"reply_url_allow": d.strList(&c.HTTP.ReplyURLAllow),
 		}),
 		"store": d.section(yamlFields{
 			"retention_days": d.integer(&c.Store.RetentionDays),
@@ -1193,6 +1200,11 @@ func (v *configValidator) http(h HTTPConfig) {
 		u, err := url.Parse(h.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			v.add("http.public_url", `%s is not an http(s) URL, e.g. "https://support.shop.example"`, quoteConfigValue(h.PublicURL))
+		}
+	}
+	for i, e := range h.ReplyURLAllow {
+		if _, err := intake.ParseReplyURLAllow([]string{e}); err != nil {
+			v.add(pathIndex("http.reply_url_allow", i), "%v", err)
 		}
 	}
 }

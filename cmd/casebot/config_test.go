@@ -201,6 +201,11 @@ func TestConfigInvalidFiles(t *testing.T) {
 			{6, "slack.ignore_bots[2]", `"B0ZAPIER" is listed twice`},
 			{6, "slack.ignore_bots[3]", `"U0FLOWBOT" is not a bot or app ID`},
 		}},
+		{"bad_reply_url_allow.yml", []wantProblem{
+			{4, "http.reply_url_allow[1]", `"10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`},
+			{5, "http.reply_url_allow[2]", `"http://hooks.internal/reply" is not a host name, IP address or CIDR prefix`},
+			{6, "http.reply_url_allow[3]", `"fe80::1%eth0" has a zone`},
+		}},
 		{"email_from_required.yml", []wantProblem{
 			{1, "email.from", "is required when smtp_addr is set"},
 			{3, "email.poll_interval", "invalid duration 60: a bare number has no unit"},
@@ -249,6 +254,16 @@ func TestConfigValidFiles(t *testing.T) {
 		{"valid_minimal.yml", func(t *testing.T, c Config) {
 			want := DefaultConfig()
 			want.Timezone = "America/Chicago"
+			assertConfigEqual(t, c, want)
+		}},
+		{"valid_reply_url_allow.yml", func(t *testing.T, c Config) {
+			want := DefaultConfig()
+			want.HTTP.ReplyURLAllow = []string{"127.0.0.1/32", "::1", "10.20.0.0/16", "helpdesk.internal"}
+			assertConfigEqual(t, c, want)
+		}},
+		{"scalar_reply_url_allow.yml", func(t *testing.T, c Config) {
+			want := DefaultConfig()
+			want.HTTP.ReplyURLAllow = []string{"127.0.0.1"}
 			assertConfigEqual(t, c, want)
 		}},
 		{"valid_full.yml", func(t *testing.T, c Config) {

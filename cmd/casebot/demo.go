@@ -598,7 +598,9 @@ func (d *demo) rateInSlack(t triage.Ticket, r int) error {
 	return err
 }
 
-// rateByLink opens a signed rating link as the customer's browser would.
+// rateByLink opens a signed rating link and presses the confirmation
+// page's button, as the customer's browser would: opening alone records
+// nothing, the button POSTs the link's signed fields.
 func rateByLink(h http.Handler, link string) error {
 	u, err := url.Parse(link)
 	if err != nil {
@@ -608,6 +610,13 @@ func rateByLink(h http.Handler, link string) error {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u.RequestURI(), nil))
 	if rec.Code != http.StatusOK {
 		return fmt.Errorf("rating link answered %d", rec.Code)
+	}
+	req := httptest.NewRequest(http.MethodPost, u.RequestURI(), strings.NewReader(u.Query().Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("rating confirmation answered %d", rec.Code)
 	}
 	return nil
 }

@@ -80,6 +80,9 @@ type System struct {
 	kickers  []func()
 	email    emailParts
 	metrics  *promMetrics
+
+	// replyAllow is http.reply_url_allow, for the webhook and Outbound.
+	replyAllow *intake.ReplyURLAllow
 }
 
 // Open builds every part; nothing runs until Run.
@@ -162,10 +165,15 @@ func (s *System) Open(ctx context.Context) error {
 	}
 	s.App = app
 
+	if s.replyAllow, err = intake.ParseReplyURLAllow(s.Config.HTTP.ReplyURLAllow); err != nil {
+		s.Close()
+		return fmt.Errorf("config: http.reply_url_allow: %w", err)
+	}
 	if s.Secrets.WebhookSecret != "" {
 		s.Outbound = intake.NewOutbound(intake.OutboundOptions{
 			Outbox: db, Ticket: db.Get, Secret: []byte(s.Secrets.WebhookSecret),
 			OnFailed: s.replyFailed, OnDelivered: s.replyDelivered, Clock: s.Clock, Logger: s.Logger,
+			ReplyURLAllow: s.replyAllow,
 		})
 	}
 	if err := s.openScheduler(loc); err != nil {
@@ -291,13 +299,15 @@ func (s *System) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if s.Ratings != nil {
-		mux.Handle("GET "+intake.RatingPath, s.Ratings.Handler(intake.RecordRating(s.Triager.Rate), s.Logger))
+		// GET (and so HEAD) only shows the confirmation page; its form's
+		// POST records. Other methods reach the handler for its 405.
+		mux.Handle(intake.RatingPath, s.Ratings.Handler(intake.RecordRating(s.Triager.Rate), s.Logger))
 	}
 	mux.Handle("GET /metrics", s.metrics.handler(s.Logger))
 	if s.Secrets.WebhookSecret != "" {
 		mux.Handle("/v1/tickets", intake.NewWebhook(intake.WebhookOptions{
 			Secret: []byte(s.Secrets.WebhookSecret), Intake: s.Triager.Intake, Enqueue: s.Pipeline.Classify,
-			Clock: s.Clock, Logger: s.Logger,
+			Clock: s.Clock, Logger: s.Logger, ReplyURLAllow: s.replyAllow,
 		}))
 	} else {
 		mux.HandleFunc("/v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
