@@ -263,7 +263,7 @@ var flagLabels = map[triage.Flag]string{
 }
 
 // flagsBlock lists each flag with the reasons of the rules that set it; a
-// flag no rule set came from the model and says so.
+// flag no trigger set came from the classifier and names it (flagSetter).
 func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 	var flags []triage.Flag
 	for _, f := range t.Classification.Flags {
@@ -296,7 +296,7 @@ func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 		if len(reasons) > 0 {
 			text += ": " + fit(strings.Join(reasons, "; "), contextMax)
 		} else {
-			text += " (model)"
+			text += " (" + flagSetter(t) + ")"
 		}
 		elems = append(elems, mrkdwn(Truncate(text, contextMax)))
 	}
@@ -304,6 +304,16 @@ func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 		return nil
 	}
 	return slack.NewContextBlock("", elems...)
+}
+
+// flagSetter names the classifier behind a flag no trigger set: the model,
+// or the keyword rules when they classified the ticket without it, so a
+// keyword flag is never passed off as the model's.
+func flagSetter(t triage.Ticket) string {
+	if t.ClassifiedBy == "model" {
+		return "model"
+	}
+	return "keyword rules"
 }
 
 // flagRank orders flags as triage.Flags does, unknown flags last.

@@ -149,6 +149,13 @@ func cardCases() []cardCase {
 			contains: []string{"<@U0LEGAL01> <@U0SAFETY1> <!subteam^S0REFUNDS>", "⚖️ *legal*", "🩹 *safety*",
 				"😡 *high_emotion* (model)", "_Drafting…_", "Needs approval authority"},
 			absent: []string{`"action_id": "approve"`}},
+		{name: "rules_only_flags", ticket: func() triage.Ticket {
+			t := escalationTicket()
+			t.ClassifiedBy, t.RulesReason = "rules", "no model configured"
+			return t
+		}(), opts: CardOptions{Customer: jane},
+			contains: []string{"😡 *high_emotion* (keyword rules)"},
+			absent:   []string{"(model)"}},
 		{name: "long_draft", ticket: longDraftTicket(), opts: CardOptions{Customer: jane},
 			contains: []string{"The draft is longer than the card shows", `"action_id": "edit"`, "…"},
 			absent:   []string{`"action_id": "approve"`, "END OF DRAFT"}},
