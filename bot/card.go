@@ -399,9 +399,12 @@ func quote(s string) string {
 }
 
 // replyBlock shows the reply that was sent, else the draft, else that the
-// draft is being written.
+// draft is being written. An approved reply casebot had no way to send is
+// not called sent: a person passes it on.
 func replyBlock(t triage.Ticket) *slack.SectionBlock {
 	switch {
+	case t.Sent != "" && !t.ReplyQueued:
+		return section("*Approved reply, to send by hand*\n" + fit(t.Sent, draftMax))
 	case t.Sent != "":
 		return section("*Sent reply*\n" + fit(t.Sent, draftMax))
 	case t.Draft != "":

@@ -171,8 +171,8 @@ func cardCases() []cardCase {
 			return t
 		}(),
 			opts:     CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: "approved", At: at.Add(10 * time.Minute)}},
-			contains: []string{"✅ Approved, to send by hand, by <@U0AGENT01>"},
-			absent:   []string{"Approved and sent"}},
+			contains: []string{"✅ Approved, to send by hand, by <@U0AGENT01>", "*Approved reply, to send by hand*"},
+			absent:   []string{"Approved and sent", "*Sent reply*"}},
 		{name: "resolved", ticket: resolvedTicket(),
 			opts: CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: ActionResolve, At: at.Add(2 * time.Hour)},
 				Location: time.FixedZone("EST", -5*3600)},
