@@ -45,8 +45,11 @@ const (
 	demoIntake = "C0INTAKE"
 )
 
-// demoWait bounds each wait for the bot; it only stops a demo that hangs.
-const demoWait = 30 * time.Second
+// demoSlow is how long a wait goes without its condition before the demo
+// says on stderr what it is waiting for. It never ends a wait: on a loaded
+// machine the bot is only slower, and a person stops a demo that hangs
+// (the command's context).
+const demoSlow = 30 * time.Second
 
 // sampleRow is one demo ticket: an evaluation row plus who wrote it and the
 // order it concerns.
@@ -183,8 +186,8 @@ func openDemo(ctx context.Context, cfg Config, dbPath, classifier string, stderr
 	}
 	sys.Ratings.BaseURL = "http://" + sys.Addr()
 	runCtx, stop := context.WithCancel(ctx)
-	d := &demo{cfg: cfg, sys: sys, fake: fake, clock: clock, stderr: stderr, dbPath: dbPath,
-		mail: mail, replies: replies, browser: &http.Client{Timeout: demoWait}, rated: map[string]string{},
+	d := &demo{ctx: ctx, cfg: cfg, sys: sys, fake: fake, clock: clock, stderr: stderr, dbPath: dbPath,
+		mail: mail, replies: replies, browser: &http.Client{}, rated: map[string]string{},
 		stopped: make(chan struct{})}
 	d.stop = stop
 	go func() { d.runErr = sys.Run(runCtx); close(d.stopped) }()
@@ -297,6 +300,8 @@ type demo struct {
 	browser *http.Client
 	rated   map[string]string
 	stop    context.CancelFunc
+	// ctx is the command's: cancelling it ends every wait.
+	ctx context.Context
 	// stopped closes when the bot's Run returns, with runErr its error: a
 	// bot that stops early ends the demo with its reason, not a timeout.
 	stopped chan struct{}
@@ -408,17 +413,20 @@ func (d *demo) findExternal(ctx context.Context, src triage.Source, ext string) 
 // wait polls cond whenever the Slack stand-in records something, and at
 // least every 20 ms for changes that happen only in the store.
 func (d *demo) wait(what string, cond func() bool) error {
-	deadline := time.Now().Add(demoWait)
+	slow := time.Now().Add(demoSlow)
 	for !cond() {
 		select {
 		case <-d.stopped:
 			return fmt.Errorf("demo: the bot stopped while waiting for %s: %v", what, d.runErr)
+		case <-d.ctx.Done():
+			return fmt.Errorf("demo: stopped while waiting for %s: %w", what, d.ctx.Err())
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: timed out waiting for %s", what)
+		if !slow.IsZero() && time.Now().After(slow) {
+			fmt.Fprintf(d.stderr, "demo: still waiting for %s\n", what)
+			slow = time.Time{}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		ctx, cancel := context.WithTimeout(d.ctx, 20*time.Millisecond)
 		d.fake.Wait(ctx, func() bool { return false })
 		cancel()
 	}
@@ -721,7 +729,7 @@ func (d *demo) rateByLink(t triage.Ticket, r int) error {
 	}); err != nil {
 		return err
 	}
-	return clickRating(d.browser, link, r)
+	return clickRating(d.ctx, d.browser, link, r)
 }
 
 // delivered is every message that reached t's customer: mail at the

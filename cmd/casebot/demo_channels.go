@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -240,8 +241,12 @@ var (
 // clickRating is the customer's browser: it opens the link and, when the
 // page is a confirmation form (a GET that only asks), submits it by POST
 // with its fields, so the rating is recorded either way a server does it.
-func clickRating(client *http.Client, link string, rating int) error {
-	resp, err := client.Get(link)
+func clickRating(ctx context.Context, client *http.Client, link string, rating int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return fmt.Errorf("rating link: %w", err)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("open rating link: %w", err)
 	}
@@ -291,7 +296,12 @@ func clickRating(client *http.Client, link string, rating int) error {
 	if len(choices) == 2 {
 		fields.Set(choices[0], choices[1])
 	}
-	resp, err = client.PostForm(target.String(), fields)
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(fields.Encode()))
+	if err != nil {
+		return fmt.Errorf("rating form: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = client.Do(req)
 	if err != nil {
 		return fmt.Errorf("submit rating form: %w", err)
 	}

@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,5 +157,63 @@ func checkDemoDeliveries(t *testing.T, d *demo, rows []sampleRow) {
 	}
 	if sent == 0 || followedUp == 0 || rated == 0 || rated != len(d.rated) {
 		t.Errorf("%d replies sent, %d followed up, %d ratings stored, %d given: the script did not run", sent, followedUp, rated, len(d.rated))
+	}
+}
+
+// TestClickRating: the scripted customer's browser records a rating
+// whether the link records on GET or answers with a confirmation form
+// that records on POST.
+func TestClickRating(t *testing.T) {
+	tests := []struct {
+		name string
+		// page is the GET's answer; empty means the GET records.
+		page     string
+		wantPost url.Values
+	}{
+		{name: "GET records"},
+		{name: "confirmation form",
+			page: `<!doctype html><p>Rate 4?</p><form method="post" action="/v1/rating/confirm?a=1&amp;b=2">` +
+				`<input type="hidden" name="t" value="CB-1"><input type="hidden" name="sig" value="ab&amp;cd">` +
+				`<button type="submit">Confirm</button></form>`,
+			wantPost: url.Values{"t": {"CB-1"}, "sig": {"ab&cd"}}},
+		{name: "one button per rating",
+			page: `<form method='POST'><input name="t" value="CB-1">` +
+				`<button name="r" value="1">1</button><button name="r" value="4">4</button><button name="r" value="5">5</button></form>`,
+			wantPost: url.Values{"t": {"CB-1"}, "r": {"4"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gets int
+			var posted url.Values
+			var postPath string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.Method {
+				case http.MethodGet:
+					gets++
+					if tt.page != "" {
+						w.Header().Set("Content-Type", "text/html; charset=utf-8")
+						io.WriteString(w, tt.page)
+					}
+				case http.MethodPost:
+					if err := r.ParseForm(); err != nil {
+						t.Error(err)
+					}
+					posted, postPath = r.PostForm, r.URL.RequestURI()
+				}
+			}))
+			defer srv.Close()
+			if err := clickRating(context.Background(), srv.Client(), srv.URL+"/v1/rating?t=CB-1&r=4", 4); err != nil {
+				t.Fatal(err)
+			}
+			if gets != 1 {
+				t.Errorf("%d GETs, want 1", gets)
+			}
+			if fmt.Sprint(posted) != fmt.Sprint(tt.wantPost) {
+				t.Errorf("posted %v, want %v", posted, tt.wantPost)
+			}
+			if tt.name == "confirmation form" && postPath != "/v1/rating/confirm?a=1&b=2" {
+				t.Errorf("posted to %s, want the form's action", postPath)
+			}
+		})
 	}
 }
