@@ -157,7 +157,11 @@ func openDemo(ctx context.Context, cfg Config, dbPath, classifier string, stderr
 	if err != nil {
 		return nil, err
 	}
-	replies := startDemoReplies([]byte(demoWebhookSecret))
+	replies, err := startDemoReplies([]byte(demoWebhookSecret))
+	if err != nil {
+		mail.close()
+		return nil, err
+	}
 	cfg.Email.IMAPAddr, cfg.Email.SMTPAddr, cfg.Email.TLS = "", mail.Addr(), EmailTLSImplicit
 	cfg.Email.From = "Demo Shop Support <support@shop.demo.example>"
 	// The rating links' base is the HTTP listener's address, known once

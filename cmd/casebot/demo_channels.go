@@ -167,10 +167,21 @@ type demoReplyServer struct {
 	replies []demoWebhookReply
 }
 
-func startDemoReplies(secret []byte) *demoReplyServer {
+// demoReplyHost is the only host the demo's reply_url receiver listens on
+// and its tickets' reply_url names: the host a reply_url allow-list in the
+// demo's config has to admit, as casebot refuses internal targets not
+// listed.
+const demoReplyHost = "127.0.0.1"
+
+func startDemoReplies(secret []byte) (*demoReplyServer, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(demoReplyHost, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("demo reply_url receiver: %w", err)
+	}
 	r := &demoReplyServer{secret: secret}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	return r
+	r.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(r.serve)}}
+	r.srv.Start()
+	return r, nil
 }
 
 // URL is the reply_url of the ticket with external ID ext.
