@@ -270,7 +270,7 @@ var flagLabels = map[triage.Flag]string{
 }
 
 // flagsBlock lists each flag with the reasons of the rules that set it; a
-// flag no rule set came from the model and says so.
+// flag no trigger set came from the classifier and names it (flagSetter).
 func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 	var flags []triage.Flag
 	for _, f := range t.Classification.Flags {
@@ -303,7 +303,7 @@ func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 		if len(reasons) > 0 {
 			text += ": " + fit(strings.Join(reasons, "; "), contextMax)
 		} else {
-			text += " (model)"
+			text += " (" + flagSetter(t) + ")"
 		}
 		elems = append(elems, mrkdwn(Truncate(text, contextMax)))
 	}
@@ -311,6 +311,16 @@ func flagsBlock(t triage.Ticket) *slack.ContextBlock {
 		return nil
 	}
 	return slack.NewContextBlock("", elems...)
+}
+
+// flagSetter names the classifier behind a flag no trigger set: the model,
+// or the keyword rules when they classified the ticket without it, so a
+// keyword flag is never passed off as the model's.
+func flagSetter(t triage.Ticket) string {
+	if t.ClassifiedBy == "model" {
+		return "model"
+	}
+	return "keyword rules"
 }
 
 // flagRank orders flags as triage.Flags does, unknown flags last.
@@ -398,11 +408,19 @@ func quote(s string) string {
 // replyBlocks show, while a ticket awaits a decision, the draft Approve
 // would send (or that it is being written) under the reply sent before a
 // reopen, if any; afterwards the reply that was sent. So the card never
-// shows one text and offers Approve of another.
+// shows one text and offers Approve of another. An approved reply casebot
+// had no way to send is not called sent: a person passes it on.
 func replyBlocks(t triage.Ticket) []slack.Block {
 	draft := section("*Draft reply*\n_Drafting…_")
 	if t.Draft != "" {
 		draft = section("*Draft reply*\n" + fit(t.Draft, draftMax))
+	}
+	sent := "*Sent reply*\n"
+	switch {
+	case triage.AwaitsHandSend(t):
+		sent = "*Approved reply, to send by hand*\n"
+	case !t.ReplyQueued:
+		sent = "*Reply sent by hand*\n"
 	}
 	switch {
 	case t.Sent == "":
@@ -410,7 +428,7 @@ func replyBlocks(t triage.Ticket) []slack.Block {
 	case awaitsDecision(t):
 		return []slack.Block{section("*Reply sent before*\n" + fit(t.Sent, draftMax)), draft}
 	}
-	return []slack.Block{section("*Sent reply*\n" + fit(t.Sent, draftMax))}
+	return []slack.Block{section(sent + fit(t.Sent, draftMax))}
 }
 
 // draftShown reports whether the card shows the whole draft. Approve sends

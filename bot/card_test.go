@@ -163,6 +163,13 @@ func cardCases() []cardCase {
 			contains: []string{"<@U0LEGAL01> <@U0SAFETY1> <!subteam^S0REFUNDS>", "⚖️ *legal*", "🩹 *safety*",
 				"😡 *high_emotion* (model)", "_Drafting…_", "Needs approval authority"},
 			absent: []string{`"action_id": "approve"`}},
+		{name: "rules_only_flags", ticket: func() triage.Ticket {
+			t := escalationTicket()
+			t.ClassifiedBy, t.RulesReason = "rules", "no model configured"
+			return t
+		}(), opts: CardOptions{Customer: jane},
+			contains: []string{"😡 *high_emotion* (keyword rules)"},
+			absent:   []string{"(model)"}},
 		{name: "long_draft", ticket: longDraftTicket(), opts: CardOptions{Customer: jane},
 			contains: []string{"The draft is longer than the card shows", `"action_id": "edit"`, "…"},
 			absent:   []string{`"action_id": "approve"`, "END OF DRAFT"}},
@@ -178,8 +185,8 @@ func cardCases() []cardCase {
 			return t
 		}(),
 			opts:     CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: "approved", At: at.Add(10 * time.Minute)}},
-			contains: []string{"✅ Approved, to send by hand, by <@U0AGENT01>"},
-			absent:   []string{"Approved and sent"}},
+			contains: []string{"✅ Approved, to send by hand, by <@U0AGENT01>", "*Approved reply, to send by hand*"},
+			absent:   []string{"Approved and sent", "*Sent reply*"}},
 		{name: "resolved", ticket: resolvedTicket(),
 			opts: CardOptions{Customer: jane, Last: Decision{Actor: "U0AGENT01", Action: ActionResolve, At: at.Add(2 * time.Hour)},
 				Location: time.FixedZone("EST", -5*3600)},

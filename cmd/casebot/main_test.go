@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/casebot/casebot/store"
 	"github.com/casebot/casebot/triage"
 )
 
@@ -152,64 +151,6 @@ func TestEvalBadUsage(t *testing.T) {
 		if _, _, err := runCmd(t, "", args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
-	}
-}
-
-func TestDemo(t *testing.T) {
-	dir := t.TempDir()
-	db := filepath.Join(dir, "demo.db")
-	tr := filepath.Join(dir, "transcript.jsonl")
-	out, _, err := runCmd(t, "", "demo", "--db", db, "--transcript", tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := readSamples("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []string{"#C0ESCALATE", "#C0QUEUE", "metrics, last 30 days", "root cause coverage", "@U0LEGAL01",
-		"Approved by", "Resolved by", "Escalated", "only visible to one person", "Weekly patterns", "Pattern alert",
-		"You rated us"} {
-		if !strings.Contains(out, w) {
-			t.Errorf("demo output lacks %q", w)
-		}
-	}
-	s, err := store.Open(db, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n, err := s.Count(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != len(rows) {
-		t.Errorf("%d tickets stored, want %d", n, len(rows))
-	}
-	data, err := os.ReadFile(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One line per message the bot posted; one card per ticket among them.
-	cards := map[string]bool{}
-	for i, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var m struct {
-			Channel  string          `json:"channel"`
-			TS       string          `json:"ts"`
-			ThreadTS string          `json:"thread_ts"`
-			Text     string          `json:"text"`
-			Blocks   json.RawMessage `json:"blocks"`
-			Files    []string        `json:"files"`
-		}
-		if err := json.Unmarshal([]byte(l), &m); err != nil || m.Channel == "" || m.TS == "" || (m.Text == "" && len(m.Files) == 0) {
-			t.Fatalf("transcript line %d: %v %q", i+1, err, l)
-		}
-		if m.ThreadTS == "" && strings.Contains(string(m.Blocks), `"actions"`) {
-			cards[m.Channel+"/"+m.TS] = true
-		}
-	}
-	if len(cards) != len(rows) {
-		t.Errorf("%d cards in the transcript, want %d", len(cards), len(rows))
 	}
 }
 
