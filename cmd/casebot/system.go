@@ -109,10 +109,12 @@ func (s *System) Open(ctx context.Context) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	tr.Drafter = triage.TemplateDrafter{}
-	// Replies go back by Slack and by each webhook's reply URL; by email
-	// only with an SMTP server to send them.
-	tr.Senders = map[triage.Source]bool{triage.SourceSlack: true, triage.SourceWebhook: true,
-		triage.SourceEmail: s.Config.Email.SMTPAddr != ""}
+	// Replies go back by Slack; to a webhook's reply URL only with the
+	// secret that signs them (Outbound exists only then); by email only
+	// with an SMTP server to send them. A source without its sender gets
+	// no queued reply, so no card calls a reply sent that nothing sends.
+	tr.Senders = map[triage.Source]bool{triage.SourceSlack: true,
+		triage.SourceWebhook: s.Secrets.WebhookSecret != "", triage.SourceEmail: s.Config.Email.SMTPAddr != ""}
 	if s.Config.Acknowledgement.Enabled {
 		tr.Acknowledgement = s.Config.Acknowledgement.Template
 	}
