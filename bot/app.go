@@ -499,7 +499,7 @@ func (a *App) commitMessage(ctx context.Context, m slackevents.MessageEvent) (fu
 	if err != nil {
 		return nil, fmt.Errorf("customer of ticket %s: %w", t.ID, err)
 	}
-	if m.BotID != "" || cust.SlackUserID == "" || cust.SlackUserID != m.User {
+	if m.BotID != "" || !t.IsSlackAuthor(cust, m.User) {
 		return nil, nil
 	}
 	entry := triage.Entry{At: slackTime(m.TimeStamp), Author: m.User, Body: in.Body}

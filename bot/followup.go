@@ -269,7 +269,7 @@ func (a *App) rate(ctx context.Context, cb slack.InteractionCallback, id string,
 		return
 	}
 	cust, err := a.customers.Customer(ctx, t.CustomerID)
-	if err != nil || cust.SlackUserID != user {
+	if err != nil || !t.IsSlackAuthor(cust, user) {
 		a.tell(ctx, channel, user, "Only the customer who asked for help can rate this follow-up.")
 		return
 	}

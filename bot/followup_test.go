@@ -351,3 +351,24 @@ func TestRatingBeforeFollowUp(t *testing.T) {
 		t.Errorf("rating %d state %s, want unrated and resolved", got.Rating, got.State)
 	}
 }
+
+// TestRatingIsTheTicketAuthors: a customer merged across two Slack users
+// keeps the first on its record; the rating of a ticket counts from the
+// Slack user it came from, not from the record's first identity.
+func TestRatingIsTheTicketAuthors(t *testing.T) {
+	h, tk, msg := followedUpInSlack(t)
+	const author = "U0SECOND1"
+	if _, err := h.store.Update(context.Background(), tk.ID, func(t *triage.Ticket) (triage.AuditEvent, error) {
+		t.SlackAuthor = author // as Create records for a second, merged Slack identity
+		return triage.AuditEvent{TicketID: t.ID, Actor: triage.ActorSystem, Action: "test", From: t.State, To: t.State}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.clickRating(msg, "rate_5", customerUser)
+	h.waitFor("the refusal", func() bool { return len(h.ephemeralsTo(customerUser)) == 1 })
+	if got := h.get(tk.ID); got.Rating != 0 {
+		t.Fatalf("the customer record's other Slack identity rated %d", got.Rating)
+	}
+	h.clickRating(msg, "rate_4", author)
+	h.waitFor("the author's rating", func() bool { return h.get(tk.ID).Rating == 4 })
+}

@@ -174,3 +174,33 @@ func TestLifetimeSpendSumsOrders(t *testing.T) {
 		})
 	}
 }
+
+// TestTicketKeepsItsSlackAuthor: two Slack users merged into one customer
+// through a shared email each stay the author of their own ticket.
+func TestTicketKeepsItsSlackAuthor(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	first, err := db.Create(ctx, &triage.Ticket{Source: triage.SourceManual, ExternalID: "a", Body: "one"},
+		triage.Customer{Email: "ann@example.com", SlackUserID: "U0ANN0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := db.Create(ctx, &triage.Ticket{Source: triage.SourceManual, ExternalID: "b", Body: "two"},
+		triage.Customer{Email: "ann@example.com", SlackUserID: "U0ANN0002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.CustomerID != second.CustomerID {
+		t.Fatalf("customers %s and %s, want one merged by email", first.CustomerID, second.CustomerID)
+	}
+	if first.SlackAuthor != "U0ANN0001" || second.SlackAuthor != "U0ANN0002" {
+		t.Errorf("authors %q and %q, want each ticket's own", first.SlackAuthor, second.SlackAuthor)
+	}
+	c, err := db.Customer(ctx, second.CustomerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.IsSlackAuthor(c, "U0ANN0001") || !second.IsSlackAuthor(c, "U0ANN0002") {
+		t.Errorf("IsSlackAuthor of the second ticket wrong for record %+v", c)
+	}
+}

@@ -121,6 +121,9 @@ func createTx(b buckets, t triage.Ticket, customer triage.Customer, now time.Tim
 	if t.ReplyAddress == "" {
 		t.ReplyAddress = strings.TrimSpace(customer.Email)
 	}
+	if t.SlackAuthor == "" {
+		t.SlackAuthor = strings.TrimSpace(customer.SlackUserID)
+	}
 	cust, err := upsertCustomer(b, customer, t.ReceivedAt, t.OrderRef, t.Classification.Amount)
 	if err != nil {
 		return t, false, err

@@ -272,6 +272,11 @@ type Ticket struct {
 	// other addresses its customer has. Set at Create from the inbound
 	// customer's email.
 	ReplyAddress string `json:"reply_address,omitempty"`
+	// SlackAuthor is the Slack user this ticket came from: the only one
+	// whose thread replies join it and whose rating counts, whatever other
+	// Slack identities its customer has. Set at Create from the inbound
+	// customer's Slack user ID.
+	SlackAuthor string `json:"slack_author,omitempty"`
 	// SenderAt is Inbound.SenderAt: the sender's own time, information only.
 	SenderAt time.Time `json:"sender_at,omitzero"`
 
@@ -387,6 +392,17 @@ type FollowUp struct {
 	// Rating is 1–5, 0 while unanswered.
 	Rating  int       `json:"rating,omitempty"`
 	RatedAt time.Time `json:"rated_at"`
+}
+
+// IsSlackAuthor reports whether Slack user is the person t came from: its
+// SlackAuthor, or for a ticket stored before that field its customer's
+// Slack ID. An empty user is nobody's.
+func (t Ticket) IsSlackAuthor(c Customer, user string) bool {
+	author := t.SlackAuthor
+	if author == "" {
+		author = c.SlackUserID
+	}
+	return user != "" && user == author
 }
 
 // SlackRef is where a ticket's card was posted.

@@ -89,6 +89,9 @@ func (s *Tickets) Create(ctx context.Context, t *triage.Ticket, customer triage.
 	if stored.ReplyAddress == "" {
 		stored.ReplyAddress = strings.TrimSpace(customer.Email)
 	}
+	if stored.SlackAuthor == "" {
+		stored.SlackAuthor = strings.TrimSpace(customer.SlackUserID)
+	}
 	stored.CustomerID = s.upsertCustomer(customer, stored.ReceivedAt, stored.OrderRef, stored.Classification.Amount)
 	s.seq++
 	stored.ID = fmt.Sprintf("T%d", s.seq)
