@@ -88,12 +88,24 @@ func (e *e2e) stop() {
 	}
 }
 
+// waitFor waits until cond holds. It wakes on every change in Slack and
+// also re-checks every few milliseconds, because many conditions read the
+// store, which can change after Slack's last change (the poster records a
+// card's ts once Slack answered): waking on Slack alone could miss that.
+// The 30 s are a backstop for a hang, not a timing assumption.
 func (e *e2e) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.fake.Wait(ctx, cond); err != nil {
-		e.t.Fatalf("timed out waiting for %s", what)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := e.fake.Wait(ctx, cond)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
