@@ -43,18 +43,19 @@ func TestHealthzReportsFailingWrites(t *testing.T) {
 			}
 			defer sys.Close()
 			sys.Triager.Store = triagetest.NewFailingTickets(sys.Triager.Store, tc.failures)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- sys.Run(ctx) }()
-			stopRun := sync.OnceFunc(func() { cancel(); <-done })
-			defer stopRun()
-
+			// Stored before Run, whose Resume queues it: one classification
+			// job, so each retry below is that job's (a second job, from a
+			// Classify racing Resume, could land the write early).
 			tk, err := sys.Triager.Intake(context.Background(), triage.Inbound{Source: triage.SourceWebhook,
 				ExternalID: "w1", Customer: triage.Customer{Email: "a@example.com"}, Body: "where is my parcel?"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			sys.Pipeline.Classify(tk.ID)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- sys.Run(ctx) }()
+			stopRun := sync.OnceFunc(func() { cancel(); <-done })
+			defer stopRun()
 			waitCtx, stop := context.WithTimeout(context.Background(), 30*time.Second) // a backstop for a hang only
 			defer stop()
 			for i := range tc.failures {
